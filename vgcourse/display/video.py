@@ -3,9 +3,11 @@
 Clips are encoded with moviepy 2 into a private temporary directory, so nothing is ever written beside
 the notebook; the bytes are embedded in the page as a base64 data URI.
 
-Sizes measured (moving squares, 16 frames, a grid of 8 clips of 64×64, ``scale=2`` → 1056×132 pixels):
-GIF about 60 KB, mp4 about 25 KB. Noise-like content is far larger (a GIF of noise about 2 MB): show few,
-small clips.
+Sizes measured (16 frames, a grid of 8 clips of 64×64 tiled to 528×66, moviepy 2.1, libx264 crf 20),
+as embedded by ``show_video(..., scale=2)``: 8 moving digits: GIF 185 KB, mp4 24 KB; moving squares: GIF
+10 KB, mp4 5-8 KB; smooth colour gradients: GIF 260 KB (the 256-colour palette dithers them), mp4 43 KB;
+noise: GIF 730 KB, mp4 1.1 MB. ``encode_video``/``save_video`` upscale in pixels, so a GIF at ``scale=2``
+is 2-4 times larger (digits: 430 KB). Prefer mp4 for colour-rich clips, and show few, small ones.
 """
 
 from __future__ import annotations
@@ -57,9 +59,13 @@ def _frames(video: torch.Tensor, scale: int = 1, nrow: int | None = None, even: 
 
 def _write(frames: np.ndarray, path: Path, fps: float, loop: bool = True) -> None:
     """Encode RGB uint8 frames (T, H, W, 3) to ``path`` (.gif or .mp4) with moviepy, silently."""
-    from moviepy import ImageSequenceClip  # imported here: moviepy is slow to import
+    from moviepy import VideoClip  # imported here: moviepy is slow to import
 
-    clip = ImageSequenceClip(list(frames), fps=fps)
+    # Not ImageSequenceClip: its float frame times drop or repeat frames (e.g. 15 of 16 at fps=3 or 24).
+    # Frame i is shown at t = i / fps, so round(t * fps) is exact; the extra half frame of duration
+    # makes moviepy's int(duration * fps) count all T frames.
+    count = len(frames)
+    clip = VideoClip(lambda t: frames[min(round(t * fps), count - 1)], duration=(count + 0.5) / fps)
     try:
         if path.suffix == ".gif":
             clip.write_gif(str(path), fps=fps, loop=0 if loop else None, logger=None)
@@ -77,24 +83,50 @@ def _suffix(path: Path) -> str:
     return suffix
 
 
-def encode_video(video: torch.Tensor, fps: float = 8, scale: int = 2, nrow: int | None = None,
-                 format: str = "gif", loop: bool = True) -> bytes:
-    """Encode a clip (C, T, H, W) or a batch (B, C, T, H, W) in [-1, 1] to GIF or mp4 bytes, in memory."""
-    if format not in FORMATS:
-        raise ValueError(f"expected format 'gif' or 'mp4', got {format!r}")
-    frames = _frames(video, scale, nrow, even=format == "mp4")  # (T, H', W', 3)
+def _encode(frames: np.ndarray, format: str, fps: float, loop: bool = True) -> bytes:
+    """RGB uint8 frames (T, H, W, 3) -> GIF or mp4 bytes, through a private temporary directory."""
     with tempfile.TemporaryDirectory(prefix="vgcourse-") as tmp:
         path = Path(tmp) / f"clip.{format}"
         _write(frames, path, fps, loop)
         return path.read_bytes()
 
 
-def _embed(data: bytes, format: str, loop: bool = True) -> str:
-    """An HTML element embedding encoded video bytes as a base64 data URI."""
+def _check_format(format: str) -> None:
+    if format not in FORMATS:
+        raise ValueError(f"expected format 'gif' or 'mp4', got {format!r}")
+
+
+def encode_video(video: torch.Tensor, fps: float = 8, scale: int = 2, nrow: int | None = None,
+                 format: str = "gif", loop: bool = True) -> bytes:
+    """Encode a clip (C, T, H, W) or a batch (B, C, T, H, W) in [-1, 1] to GIF or mp4 bytes, in memory.
+
+    The frames are upscaled ``scale`` times in pixels (nearest-neighbour) before encoding.
+    """
+    _check_format(format)
+    frames = _frames(video, scale, nrow, even=format == "mp4")  # (T, H*scale, W*scale, 3)
+    return _encode(frames, format, fps, loop)
+
+
+def _embed(video: torch.Tensor, fps: float, scale: int, nrow: int | None, format: str, loop: bool) -> str:
+    """An HTML element embedding the clip as a base64 data URI, shown ``scale`` times larger.
+
+    A GIF is encoded at its own resolution and enlarged by the browser without smoothing
+    (``image-rendering: pixelated``): the same picture as upscaled pixels, at a quarter of the bytes for
+    ``scale=2`` (8 moving digits, 16 frames: 185 KB instead of 430 KB). An mp4 is upscaled in pixels, so
+    that yuv420p's half-resolution colour does not smear single pixels.
+    """
+    _check_format(format)
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"expected scale as an integer >= 1, got {scale!r}")
+    pixel_scale = 1 if format == "gif" else scale
+    frames = _frames(video, pixel_scale, nrow, even=format == "mp4")  # (T, H', W', 3)
+    data = _encode(frames, format, fps, loop)
+    height, width = (n * scale // pixel_scale for n in frames.shape[1:3])
     uri = f"data:{FORMATS[format]};base64,{base64.b64encode(data).decode('ascii')}"
+    size = f'width="{width}" height="{height}" style="image-rendering: pixelated"'
     if format == "gif":
-        return f'<img src="{uri}" style="image-rendering: pixelated"/>'
-    return f'<video autoplay {"loop " if loop else ""}muted controls playsinline src="{uri}"></video>'
+        return f'<img src="{uri}" {size}/>'
+    return f'<video autoplay {"loop " if loop else ""}muted controls playsinline {size} src="{uri}"></video>'
 
 
 def show_video(video: torch.Tensor, fps: float = 8, scale: int = 2, nrow: int | None = None,
@@ -105,12 +137,12 @@ def show_video(video: torch.Tensor, fps: float = 8, scale: int = 2, nrow: int | 
     Inputs:
         video: float (C, T, H, W) or (B, C, T, H, W), C = 1 or 3, values in [-1, 1].
         fps: frames per second; scale: integer nearest-neighbour upscaling; nrow: clips per grid row.
-        format: 'gif' (an <img>) or 'mp4' (a <video>, padded to even sizes for yuv420p).
+        format: 'gif' (an <img>, enlarged by the browser) or 'mp4' (a <video>, upscaled in pixels and padded
+            to even sizes for yuv420p).
     """
     from IPython.display import HTML
 
-    data = encode_video(video, fps, scale, nrow, format, loop)
-    body = _embed(data, format, loop)
+    body = _embed(video, fps, scale, nrow, format, loop)
     if caption is not None:
         body = (f'<figure style="display: inline-block; margin: 0">{body}'
                 f'<figcaption>{html.escape(str(caption))}</figcaption></figure>')
@@ -131,9 +163,8 @@ def side_by_side(videos: dict[str, torch.Tensor], fps: float = 8, scale: int = 2
                          + (" (empty)" if isinstance(videos, dict) else ""))
     heads, cells = [], []
     for label, video in videos.items():
-        data = encode_video(video, fps, scale, nrow, format, loop)
         heads.append(f'<th style="text-align: center">{html.escape(str(label))}</th>')
-        cells.append(f'<td style="vertical-align: top">{_embed(data, format, loop)}</td>')
+        cells.append(f'<td style="vertical-align: top">{_embed(video, fps, scale, nrow, format, loop)}</td>')
     return HTML(f"<table><tr>{''.join(heads)}</tr><tr>{''.join(cells)}</tr></table>")
 
 
@@ -146,7 +177,7 @@ def save_video(video: torch.Tensor, path: str | Path, fps: float = 8, scale: int
     path = Path(path)
     format = _suffix(path)
     frames = _frames(video, scale, nrow, even=format == "mp4")  # (T, H', W', 3)
-    with tempfile.TemporaryDirectory(prefix="vgcourse-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="vgcourse-") as tmp:  # never a partial file at ``path``
         tmp_path = Path(tmp) / f"clip.{format}"
         _write(frames, tmp_path, fps)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,11 +201,15 @@ def _read_gif(path: Path) -> np.ndarray:
 
 def _read_mp4(path: Path) -> np.ndarray:
     """mp4 -> RGB uint8 frames (T, H, W, 3) through moviepy's VideoFileClip."""
+    from imageio_ffmpeg import count_frames_and_secs
     from moviepy import VideoFileClip
 
+    # moviepy's n_frames comes from a duration rounded to 1/100 s and can miss the last frame:
+    # count the frames exactly by decoding with imageio-ffmpeg (moviepy's own ffmpeg backend).
+    count = count_frames_and_secs(str(path))[0]
     clip = VideoFileClip(str(path), audio=False)
     try:
-        frames = [clip.get_frame(i / clip.fps) for i in range(clip.n_frames)]
+        frames = [clip.get_frame(i / clip.fps) for i in range(count)]
     finally:
         clip.close()
     return np.stack(frames).astype(np.uint8)

@@ -1,0 +1,172 @@
+"""The factorised space-time U-Net (Ho et al. 2022): shapes, frame independence, time order, gradients, errors."""
+
+import pytest
+import torch
+from einops import rearrange
+
+from vgcourse.diffusion import (VideoUNet, count_parameters, diffusion_loss, estimate_parameters, linear_schedule,
+                                video_unet_base, video_unet_tiny)
+from vgcourse.diffusion.unet import TemporalAttention
+from vgcourse.nn.attention import attention
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread is faster, and far faster on a shared, busy CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def randomised(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give the zero-initialised tensors (output conv, residual branches, position table) random values."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    return model.eval()
+
+
+def make(**kw) -> VideoUNet:
+    torch.manual_seed(0)
+    return VideoUNet(video_unet_tiny(**kw))
+
+
+@pytest.mark.parametrize("frames", [1, 8])
+def test_output_shape_equals_input_shape(frames):
+    model = make(in_channels=3)
+    x, t = torch.randn(2, 3, frames, 16, 16), torch.tensor([0, 999])
+    out = model(x, t)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert (out == 0).all()  # zero-initialised output conv: the untrained model predicts ε = 0
+    assert make(out_channels=2)(x[:, :1], t).shape == (2, 2, frames, 16, 16)
+
+
+def test_frames_are_independent_without_temporal_attention():
+    model = randomised(make())
+    x, t = torch.randn(2, 1, 4, 16, 16), torch.tensor([5, 700])
+    y = x.clone()
+    y[0, :, 2] = torch.randn(1, 16, 16)  # change one frame of the first clip
+    with torch.no_grad():
+        off_x, off_y = model(x, t, temporal_attention=False), model(y, t, temporal_attention=False)
+        on_x, on_y = model(x, t), model(y, t)
+        mixed = model(y, t, temporal_attention=torch.tensor([False, True]))
+    others = [0, 1, 3]
+    assert torch.allclose(off_x[0, :, others], off_y[0, :, others], atol=1e-6)  # other frames untouched
+    assert not torch.allclose(off_x[0, :, 2], off_y[0, :, 2], atol=1e-3)
+    assert not torch.allclose(on_x[0, :, others], on_y[0, :, others], atol=1e-3)  # with it, frames mix
+    assert torch.allclose(mixed[0], off_y[0], atol=1e-6) and torch.allclose(mixed[1], on_y[1], atol=1e-6)
+    # a single frame is the same image whatever clip it is packed into
+    with torch.no_grad():
+        alone = model(x[:, :, 2:3], t, temporal_attention=False)
+    assert torch.allclose(alone[:, :, 0], off_x[:, :, 2], atol=1e-5)
+
+
+def test_self_only_temporal_attention_equals_masked_attention():
+    block = randomised(TemporalAttention(8, heads=2, groups=4, max_frames=5))
+    frames, x = 5, torch.randn(2 * 5, 8, 3, 3)  # (B·T, C, H, W)
+    tokens = rearrange(block.norm(x), "(b t) c h w -> (b h w) t c", t=frames)
+    q, k, v = rearrange(block.attn.qkv(tokens), "n t (three h d) -> three n h t d", three=3, h=2)
+    out = attention(q, k, v, bias=torch.eye(frames, dtype=torch.bool))  # each frame attends to itself
+    out = block.attn.proj(rearrange(out, "n h t d -> n t (h d)"))
+    expected = x + rearrange(out, "(b h w) t c -> (b t) c h w", h=3, w=3)
+    with torch.no_grad():
+        assert torch.allclose(block(x, frames, False), expected, atol=1e-5)
+
+
+def test_relative_positions_give_frame_order():
+    block = randomised(TemporalAttention(8, heads=2, groups=4, max_frames=4))
+    bias = block.position_bias(3, torch.device("cpu"))  # (1, heads, T, T)
+    assert bias.shape == (1, 2, 3, 3)
+    for i in range(3):
+        for j in range(3):
+            assert torch.equal(bias[0, :, i, j], block.rel_bias[j - i + 3])  # table over offsets j - i
+    model = randomised(make())
+    x, t = torch.randn(1, 1, 6, 16, 16), torch.tensor([300])
+    with torch.no_grad():
+        assert not torch.allclose(model(x.flip(2), t).flip(2), model(x, t), atol=1e-3)  # order matters
+        for m in model.modules():
+            if isinstance(m, TemporalAttention):
+                m.rel_bias.zero_()
+        # without position bias, attention over frames is permutation-equivariant
+        assert torch.allclose(model(x.flip(2), t).flip(2), model(x, t), atol=1e-5)
+
+
+def test_gradients_reach_every_parameter():
+    model = randomised(make(num_classes=3)).train()
+    x0 = torch.rand(2, 1, 4, 16, 16) * 2 - 1
+    loss = diffusion_loss(model, x0, linear_schedule(100), cond=torch.tensor([0, 2]),
+                          generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        if name != "label_embed.weight":
+            assert p.grad.abs().sum() > 0, name
+    assert model.label_embed.weight.grad[[0, 2]].abs().sum() > 0  # used labels learn ...
+    assert model.label_embed.weight.grad[1].abs().sum() == 0  # ... unused ones do not
+
+
+def test_label_conditioning_and_null_label():
+    model = randomised(make(num_classes=3, class_dropout=1.0))
+    x, t = torch.randn(2, 1, 2, 16, 16), torch.tensor([10, 10])
+    with torch.no_grad():
+        uncond, null = model(x, t), model(x, t, torch.tensor([3, 3]))
+        a, b = model(x, t, torch.tensor([0, 0])), model(x, t, torch.tensor([1, 1]))
+        dropped = model.train()(x, t, torch.tensor([0, 1]))  # class_dropout = 1: every label forgotten
+    assert torch.allclose(uncond, null) and not torch.allclose(a, b, atol=1e-3)
+    assert torch.allclose(dropped, uncond, atol=1e-6)
+
+
+def test_bf16_autocast_close_to_fp32():
+    model = randomised(make())
+    x, t = torch.randn(1, 1, 4, 16, 16), torch.tensor([50])
+    with torch.no_grad():
+        ref = model(x, t)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x, t)
+    assert low.dtype == torch.float32 and torch.isfinite(low).all()
+    assert (low - ref).norm() / ref.norm() < 0.1
+
+
+def test_parameter_count_and_estimate():
+    model = make()
+    assert count_parameters(model) == sum(p.numel() for p in model.parameters())
+    assert estimate_parameters(video_unet_tiny()) == count_parameters(model)
+    model.input_conv.weight.requires_grad_(False)
+    assert count_parameters(model) == count_parameters(model, trainable_only=False) - model.input_conv.weight.numel()
+    base = estimate_parameters(video_unet_base())  # channels 64/128/256/256
+    assert 10e6 < base < 30e6
+    assert estimate_parameters(video_unet_base(num_res_blocks=2)) > base
+
+
+def test_error_messages():
+    model = make(num_classes=None)
+    t = torch.tensor([1, 2])
+    with pytest.raises(ValueError, match=r"expected x of shape \(B, C, T, H, W\), got \(2, 1, 16, 16\)"):
+        model(torch.randn(2, 1, 16, 16), t)
+    with pytest.raises(TypeError, match="float tensor, got dtype torch.uint8"):
+        model(torch.zeros(2, 1, 2, 16, 16, dtype=torch.uint8), t)
+    with pytest.raises(ValueError, match="C=1 channels"):
+        model(torch.randn(2, 3, 2, 16, 16), t)
+    with pytest.raises(ValueError, match="divisible by 2"):
+        model(torch.randn(2, 1, 2, 15, 16), t)
+    with pytest.raises(ValueError, match=r"expected t of shape \(B,\) = \(2,\), got \(3,\)"):
+        model(torch.randn(2, 1, 2, 16, 16), torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match="no label conditioning"):
+        model(torch.randn(2, 1, 2, 16, 16), t, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"labels in \[0, 3\]"):
+        make(num_classes=3)(torch.randn(2, 1, 2, 16, 16), t, torch.tensor([0, 4]))
+    with pytest.raises(ValueError, match="temporal_attention"):
+        model(torch.randn(2, 1, 2, 16, 16), t, temporal_attention=torch.tensor([True]))
+    with pytest.raises(ValueError, match="divisible by norm_groups"):
+        make(base_channels=12)
+
+
+def test_samplers_drive_the_unet():
+    from vgcourse.diffusion import ddim_sample
+    model = randomised(make(num_classes=2))
+    x = ddim_sample(model, (1, 1, 2, 16, 16), linear_schedule(10), steps=2, cond=torch.tensor([1]),
+                    guidance_scale=2.0, generator=torch.Generator().manual_seed(0), progress=False)
+    assert x.shape == (1, 1, 2, 16, 16) and x.abs().max() <= 1

@@ -1,0 +1,302 @@
+"""The factorised space-time U-Net of Ho et al. 2022, "Video Diffusion Models", §3.
+
+An image diffusion U-Net (Ho et al. 2020) turned into a video model in two moves (Ho 2022, §3):
+every 2D convolution becomes a space-only convolution (1×3×3, i.e. a 3×3 conv applied to each frame),
+and after each spatial attention block a temporal attention block attends over the frames of each pixel,
+with relative position embeddings so that it knows frame order without an absolute clock. Down- and
+upsampling are spatial only, so the number of frames is preserved.
+
+Inside the network a video lives as a batch of frames (B·T, C, H, W): convolutions, group norms and
+spatial attention never see another frame. Only temporal attention mixes frames, so turning it into
+"each frame attends only to itself" makes the frames independent images; that is how Ho 2022 trains
+jointly on videos and images packed as extra frames.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+from torch import nn
+
+from vgcourse.nn.attention import SelfAttention, attention
+
+
+@dataclass
+class VideoUNetConfig:
+    """Sizes of a :class:`VideoUNet`; resolutions are feature-map sides in pixels for ``image_size`` inputs."""
+
+    in_channels: int = 1
+    out_channels: int | None = None  # default: in_channels (ε has the shape of x)
+    base_channels: int = 64
+    channel_mults: tuple[int, ...] = (1, 2, 4, 4)  # one U-Net level each; every level but the last halves H, W
+    num_res_blocks: int = 2
+    attention_resolutions: tuple[int, ...] = (16, 8)  # spatial self-attention at these sides
+    temporal_attention_resolutions: tuple[int, ...] = (32, 16, 8)  # temporal self-attention at these sides
+    heads: int = 4
+    dropout: float = 0.0
+    num_classes: int | None = None  # label conditioning; index num_classes is the null label for CFG
+    class_dropout: float = 0.1  # training only: replace a label by the null label with this probability
+    image_size: int = 32
+    frames: int = 16  # relative positions are learned for offsets -(frames-1)..(frames-1)
+    norm_groups: int = 32
+
+
+def video_unet_tiny(**kw) -> VideoUNetConfig:  # smoke tests: ~0.2M parameters at 16×16
+    return VideoUNetConfig(**{**dict(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, image_size=16,
+                                     frames=8, attention_resolutions=(8,), temporal_attention_resolutions=(16, 8),
+                                     norm_groups=8, heads=2), **kw})
+
+
+def video_unet_small(**kw) -> VideoUNetConfig:  # cpu profile: ~1.3M parameters at 32×32
+    return VideoUNetConfig(**{**dict(base_channels=32, channel_mults=(1, 2, 2), num_res_blocks=1, image_size=32,
+                                     attention_resolutions=(8,), temporal_attention_resolutions=(16, 8),
+                                     norm_groups=16), **kw})
+
+
+def video_unet_base(**kw) -> VideoUNetConfig:  # gpu profile: channels 64/128/256/256 at 64×64, ~21M parameters
+    return VideoUNetConfig(**{**dict(base_channels=64, channel_mults=(1, 2, 4, 4), num_res_blocks=1, image_size=64,
+                                     attention_resolutions=(16, 8), temporal_attention_resolutions=(32, 16, 8)),
+                              **kw})
+
+
+def _norm(channels: int, groups: int) -> nn.GroupNorm:
+    groups = min(groups, channels)
+    if channels % groups:
+        raise ValueError(f"GroupNorm needs channels divisible by norm_groups; got {channels} channels, {groups} groups")
+    return nn.GroupNorm(groups, channels)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """Sinusoidal embedding of (possibly fractional) timesteps (Vaswani et al. 2017, §3.5). (B,) -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]  # (B, dim/2)
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)  # (B, 2·(dim/2))
+    return F.pad(emb, (0, dim % 2))  # (B, dim)
+
+
+class ResBlock(nn.Module):
+    """A residual block of two per-frame 3×3 convs with the time embedding as a scale and shift.
+
+    Inputs: x (N, C_in, H, W) frames; emb (N, D). Returns (N, C_out, H, W).
+    """
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float, groups: int):
+        super().__init__()
+        self.norm1, self.conv1 = _norm(c_in, groups), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * c_out)
+        self.norm2, self.drop = _norm(c_out, groups), nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)  # the block starts as the identity (Ho et al. 2020's recipe)
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))  # (N, C_out, H, W)
+        scale, shift = rearrange(self.emb(F.silu(emb)), "n (two c) -> two n c 1 1", two=2)  # 2 × (N, C_out, 1, 1)
+        h = self.norm2(h) * (1 + scale) + shift  # (N, C_out, H, W)
+        return self.skip(x) + self.conv2(self.drop(F.silu(h)))  # (N, C_out, H, W)
+
+
+class SpatialAttention(nn.Module):
+    """Self-attention over the H·W positions of each frame, as a residual branch. Inputs: x (B·T, C, H, W)."""
+
+    def __init__(self, channels: int, heads: int, groups: int):
+        super().__init__()
+        self.norm, self.attn = _norm(channels, groups), SelfAttention(channels, heads)
+        nn.init.zeros_(self.attn.proj.weight)
+        nn.init.zeros_(self.attn.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.shape[2]
+        tokens = rearrange(self.norm(x), "n c h w -> n (h w) c")  # (B·T, H·W, C)
+        return x + rearrange(self.attn(tokens), "n (h w) c -> n c h w", h=h)  # (B·T, C, H, W)
+
+
+class TemporalAttention(nn.Module):
+    """Self-attention over the T frames at each pixel with a learned relative-position bias (Ho et al. 2022, §3).
+
+    Inputs: x (B·T, C, H, W); frames T; temporal: True (attend over frames), False (each frame attends only
+    to itself: the frames are independent images) or (B,) bool, one choice per sample. Returns (B·T, C, H, W).
+    """
+
+    def __init__(self, channels: int, heads: int, groups: int, max_frames: int):
+        super().__init__()
+        self.heads, self.max_frames = heads, max_frames
+        self.norm, self.attn = _norm(channels, groups), SelfAttention(channels, heads)
+        self.rel_bias = nn.Parameter(torch.zeros(2 * max_frames - 1, heads))  # one scalar per offset and head
+        nn.init.zeros_(self.attn.proj.weight)
+        nn.init.zeros_(self.attn.proj.bias)
+
+    def position_bias(self, frames: int, device: torch.device) -> torch.Tensor:
+        """(1, heads, T, T): bias[i, j] = table[j - i]; offsets past ±(max_frames-1) share the end entries."""
+        pos = torch.arange(frames, device=device)
+        offset = (pos[None, :] - pos[:, None]).clamp(-(self.max_frames - 1), self.max_frames - 1)  # (T, T)
+        return rearrange(self.rel_bias[offset + self.max_frames - 1], "i j h -> 1 h i j")  # (1, heads, T, T)
+
+    def forward(self, x: torch.Tensor, frames: int, temporal: bool | torch.Tensor) -> torch.Tensor:
+        _, _, h, w = x.shape
+        tokens = rearrange(self.norm(x), "(b t) c h w -> (b h w) t c", t=frames)  # (B·H·W, T, C)
+        q, k, v = rearrange(self.attn.qkv(tokens), "n t (three h d) -> three n h t d",
+                            three=3, h=self.heads)  # 3 × (B·H·W, heads, T, d)
+        # A frame that attends only to itself has one key: softmax weight 1, so its output is its own value.
+        out = v  # (B·H·W, heads, T, d)
+        if temporal is not False:
+            mixed = attention(q, k, v, bias=self.position_bias(frames, x.device).to(q.dtype))  # (B·H·W, heads, T, d)
+            if temporal is True:
+                out = mixed
+            else:  # per sample: videos mix their frames, packed images do not
+                keep = repeat(temporal, "b -> (b hw) 1 1 1", hw=h * w)  # (B·H·W, 1, 1, 1)
+                out = torch.where(keep, mixed, v)  # (B·H·W, heads, T, d)
+        out = self.attn.proj(rearrange(out, "n h t d -> n t (h d)"))  # (B·H·W, T, C)
+        return x + rearrange(out, "(b h w) t c -> (b t) c h w", h=h, w=w)  # (B·T, C, H, W)
+
+
+class SpaceTimeBlock(nn.Module):
+    """ResBlock, then optional spatial attention, then optional temporal attention (Ho et al. 2022, §3)."""
+
+    def __init__(self, c_in: int, c_out: int, cfg: VideoUNetConfig, emb_dim: int, spatial: bool, temporal: bool):
+        super().__init__()
+        g = cfg.norm_groups
+        self.res = ResBlock(c_in, c_out, emb_dim, cfg.dropout, g)
+        self.spatial = SpatialAttention(c_out, cfg.heads, g) if spatial else None
+        self.temporal = TemporalAttention(c_out, cfg.heads, g, cfg.frames) if temporal else None
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, frames: int, temporal: bool | torch.Tensor) -> torch.Tensor:
+        x = self.res(x, emb)  # (B·T, C_out, H, W)
+        if self.spatial is not None:
+            x = self.spatial(x)  # (B·T, C_out, H, W)
+        if self.temporal is not None:
+            x = self.temporal(x, frames, temporal)  # (B·T, C_out, H, W)
+        return x
+
+
+class VideoUNet(nn.Module):
+    """The factorised space-time U-Net that predicts ε for a noisy video (Ho et al. 2022, §3).
+
+    Inputs (forward):
+        x: (B, C, T, H, W) noisy videos x_t; H and W divisible by 2^(len(channel_mults) - 1).
+        t: (B,) timesteps (integers; fractional values also embed).
+        cond: (B,) long labels in [0, num_classes], num_classes being the null label; None = all null.
+        temporal_attention: True, False, or (B,) bool. Where False, each frame attends only to itself, so
+            the frames of that sample are independent images (joint image + video training, Ho 2022 §3).
+    Returns:
+        eps: (B, out_channels, T, H, W), in x's dtype.
+    """
+
+    def __init__(self, config: VideoUNetConfig):
+        super().__init__()
+        cfg = self.config = config
+        ch, levels = cfg.base_channels, len(cfg.channel_mults)
+        emb_dim = 4 * ch
+        self.time_embed = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.label_embed = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
+        self.input_conv = nn.Conv2d(cfg.in_channels, ch, 3, padding=1)  # the 1×3×3 conv of Ho 2022, per frame
+
+        def block(c_in: int, c_out: int, side: int) -> SpaceTimeBlock:
+            return SpaceTimeBlock(c_in, c_out, cfg, emb_dim, spatial=side in cfg.attention_resolutions,
+                                  temporal=side in cfg.temporal_attention_resolutions)
+
+        self.down, skips, c, side = nn.ModuleList(), [ch], ch, cfg.image_size
+        for level, mult in enumerate(cfg.channel_mults):
+            for _ in range(cfg.num_res_blocks):
+                self.down.append(block(c, ch * mult, side))
+                c = ch * mult
+                skips.append(c)
+            if level < levels - 1:
+                self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))  # H, W halve; T unchanged
+                skips.append(c)
+                side //= 2
+        self.mid = nn.ModuleList([SpaceTimeBlock(c, c, cfg, emb_dim, spatial=True, temporal=True),
+                                  SpaceTimeBlock(c, c, cfg, emb_dim, spatial=False, temporal=False)])
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(cfg.channel_mults))):
+            for _ in range(cfg.num_res_blocks + 1):
+                self.up.append(block(c + skips.pop(), ch * mult, side))
+                c = ch * mult
+            if level > 0:
+                self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),  # H, W double
+                                             nn.Conv2d(c, c, 3, padding=1)))
+                side *= 2
+        self.out = nn.Sequential(_norm(c, cfg.norm_groups), nn.SiLU(),
+                                 nn.Conv2d(c, cfg.out_channels or cfg.in_channels, 3, padding=1))
+        nn.init.zeros_(self.out[-1].weight)  # the model starts by predicting ε = 0 (Ho et al. 2020's recipe)
+        nn.init.zeros_(self.out[-1].bias)
+
+    def _check_inputs(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> None:
+        cfg, factor = self.config, 2 ** (len(self.config.channel_mults) - 1)
+        if not isinstance(x, torch.Tensor) or x.ndim != 5:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"expected x of shape (B, C, T, H, W), got {got}")
+        if not x.is_floating_point():
+            raise TypeError(f"expected x as a float tensor, got dtype {x.dtype}")
+        b, c, _, h, w = x.shape
+        if c != cfg.in_channels:
+            raise ValueError(f"expected x with C={cfg.in_channels} channels in (B, C, T, H, W), got {tuple(x.shape)}")
+        if h % factor or w % factor:
+            raise ValueError(f"expected H and W divisible by {factor} ({len(cfg.channel_mults)} levels), "
+                             f"got {tuple(x.shape)}")
+        if not isinstance(t, torch.Tensor) or t.shape != (b,):
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"expected t of shape (B,) = ({b},), got {got}")
+        if cond is not None:
+            if self.label_embed is None:
+                raise ValueError("got cond, but this VideoUNet has no label conditioning (num_classes=None)")
+            if not isinstance(cond, torch.Tensor) or cond.shape != (b,) or cond.is_floating_point():
+                got = f"{tuple(cond.shape)} {cond.dtype}" if isinstance(cond, torch.Tensor) else type(cond).__name__
+                raise ValueError(f"expected cond as long labels of shape ({b},), got {got}")
+            if cond.numel() and (cond.min() < 0 or cond.max() > cfg.num_classes):
+                raise ValueError(f"expected labels in [0, {cfg.num_classes}] ({cfg.num_classes} = null), "
+                                 f"got range [{cond.min().item()}, {cond.max().item()}]")
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
+                temporal_attention: bool | torch.Tensor = True) -> torch.Tensor:
+        self._check_inputs(x, t, cond)
+        b, _, frames, _, _ = x.shape
+        temporal = temporal_attention
+        if isinstance(temporal, torch.Tensor):
+            if temporal.shape != (b,) or temporal.dtype != torch.bool:
+                raise ValueError(f"expected temporal_attention as a bool or a bool tensor of shape ({b},), "
+                                 f"got {tuple(temporal.shape)} {temporal.dtype}")
+            temporal = temporal.to(x.device)  # (B,)
+        elif not isinstance(temporal, bool):
+            raise TypeError("expected temporal_attention as a bool or a (B,) bool tensor, "
+                            f"got {type(temporal).__name__}")
+        emb = self.time_embed(timestep_embedding(t, self.config.base_channels))  # (B, D)
+        if self.label_embed is not None:
+            null = self.config.num_classes
+            labels = torch.full_like(t, null, dtype=torch.long) if cond is None else cond.long()  # (B,)
+            if self.training and self.config.class_dropout > 0:  # CFG training: sometimes forget the label
+                drop = torch.rand(b, device=x.device) < self.config.class_dropout
+                labels = torch.where(drop, torch.full_like(labels, null), labels)
+            emb = emb + self.label_embed(labels)  # (B, D)
+        emb = repeat(emb, "b d -> (b t) d", t=frames)  # (B·T, D): one copy per frame
+        h = self.input_conv(rearrange(x, "b c t h w -> (b t) c h w"))  # (B·T, C0, H, W)
+        skips = [h]
+        for layer in self.down:
+            h = layer(h, emb, frames, temporal) if isinstance(layer, SpaceTimeBlock) else layer(h)  # (B·T, C, H', W')
+            skips.append(h)
+        for layer in self.mid:
+            h = layer(h, emb, frames, temporal)  # (B·T, C, H/2^L, W/2^L)
+        for layer in self.up:
+            if isinstance(layer, SpaceTimeBlock):
+                h = layer(torch.cat([h, skips.pop()], dim=1), emb, frames, temporal)  # (B·T, C, H', W')
+            else:
+                h = layer(h)  # (B·T, C, 2H', 2W')
+        eps = self.out(h)  # (B·T, C_out, H, W)
+        return rearrange(eps, "(b t) c h w -> b c t h w", b=b).to(x.dtype)  # (B, C_out, T, H, W)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """The number of (trainable) parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def estimate_parameters(config: VideoUNetConfig) -> int:
+    """The parameter count of ``VideoUNet(config)``, built on the meta device (no memory, no init time)."""
+    with torch.device("meta"):
+        return count_parameters(VideoUNet(config))

@@ -1,0 +1,19 @@
+"""The course's metrics, with no downloaded weights (see :mod:`vgcourse.metrics.suite` for what each means).
+
+- :func:`evaluate` / :class:`Evaluator`: every metric for a batch of generated videos, in one call.
+- probes (:mod:`.probes`), Fréchet distance (:mod:`.frechet`), tracking and motion (:mod:`.tracking`),
+  attribute detectors (:mod:`.attributes`), reconstruction (:mod:`.reconstruction`),
+  calibration corruptions (:mod:`.corruptions`) and the calibration table (:mod:`.calibration`).
+"""
+
+from vgcourse.metrics.attributes import attribute_accuracy, detect_attributes
+from vgcourse.metrics.corruptions import CORRUPTIONS, add_noise, blur, freeze_frames, shuffle_frames
+from vgcourse.metrics.frechet import frechet_distance, frechet_distance_features, gaussian_stats
+from vgcourse.metrics.reconstruction import bits_per_dim, codebook_usage, psnr, ssim
+from vgcourse.metrics.suite import HIGHER_IS_BETTER, Evaluator, evaluate
+from vgcourse.metrics.tracking import count_objects, foreground, motion_stats, track_centroids
+
+__all__ = ["evaluate", "Evaluator", "HIGHER_IS_BETTER", "frechet_distance", "frechet_distance_features",
+           "gaussian_stats", "psnr", "ssim", "codebook_usage", "bits_per_dim", "track_centroids", "motion_stats",
+           "count_objects", "foreground", "detect_attributes", "attribute_accuracy", "shuffle_frames",
+           "freeze_frames", "blur", "add_noise", "CORRUPTIONS"]

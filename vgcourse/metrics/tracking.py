@@ -1,0 +1,104 @@
+"""Motion read from pixels: foreground, centroid tracking, physical plausibility, object counts.
+
+No learned network: a tracker a learner can read. Each frame's foreground pixels are clustered into K
+centroids by weighted k-means (Lloyd's algorithm), each frame starting from the previous frame's centroids so
+that identities carry over. From the tracks (B, T, K, 2) we read speed, and whether each step is physically
+plausible: a centroid keeps its velocity (|Δv| small) or reflects off a wall (v flips sign along one axis).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from vgcourse.video import check_video
+
+FOREGROUND_LEVEL = 0.3  # in [0, 1] intensity (greyscale) or saturation (colour)
+
+
+def foreground(video: torch.Tensor) -> torch.Tensor:
+    """Foreground weights (B, T, H, W) in [0, 1]: brightness above the level (grey) or saturation (colour)."""
+    check_video(video)
+    x = (video.float() + 1) / 2
+    if x.shape[1] == 1:
+        level = x[:, 0]
+    else:
+        level = x.amax(1) - x.amin(1)  # saturation: grey backgrounds are not objects
+    return ((level - FOREGROUND_LEVEL) / (1 - FOREGROUND_LEVEL)).clamp(min=0)
+
+
+def _lloyd(coords: torch.Tensor, w: torch.Tensor, centers: torch.Tensor, iters: int) -> torch.Tensor:
+    """Weighted k-means. coords (P, 2), w (N, P), centers (N, K, 2) -> centers (N, K, 2)."""
+    for _ in range(iters):
+        d = torch.cdist(centers, coords[None].expand(centers.shape[0], -1, -1))  # (N, K, P)
+        assign = F.one_hot(d.argmin(1), centers.shape[1]).float() * w[..., None]  # (N, P, K)
+        mass = assign.sum(1)  # (N, K)
+        new = torch.einsum("npk,pd->nkd", assign, coords) / mass.clamp(min=1e-6)[..., None]
+        centers = torch.where(mass[..., None] > 1e-6, new, centers)  # an empty cluster keeps its place
+    return centers
+
+
+def track_centroids(video: torch.Tensor, k: int, iters: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Track K objects through a clip.
+
+    Inputs:
+        video: (B, C, T, H, W) in [-1, 1]; k: objects to track.
+    Returns:
+        centers (B, T, K, 2) as (y, x) in pixels, and visible (B, T): the frame has foreground.
+    """
+    w = foreground(video)  # (B, T, H, W)
+    b, t, h, wd = w.shape
+    ys, xs = torch.meshgrid(torch.arange(h, device=w.device), torch.arange(wd, device=w.device), indexing="ij")
+    coords = torch.stack([ys, xs], -1).reshape(-1, 2).float()  # (P, 2)
+    flat = rearrange(w, "b t h w -> b t (h w)")
+    visible = flat.sum(-1) > 1e-3  # (B, T)
+    # Frame 0: farthest-point initialisation among foreground pixels, then Lloyd.
+    w0 = flat[:, 0]
+    centers = [(w0 @ coords / w0.sum(-1, keepdim=True).clamp(min=1e-6))[:, None]]  # (B, 1, 2)
+    for _ in range(1, k):
+        d = torch.cdist(torch.cat(centers, 1), coords[None].expand(b, -1, -1)).amin(1)  # (B, P)
+        far = (d * (w0 > 0)).argmax(-1)  # (B,)
+        centers.append(coords[far][:, None])
+    c = _lloyd(coords, w0, torch.cat(centers, 1), iters * 2)
+    tracks = [c]
+    for i in range(1, t):
+        c = _lloyd(coords, flat[:, i], c, iters)
+        tracks.append(c)
+    return torch.stack(tracks, 1), visible
+
+
+def motion_stats(centers: torch.Tensor, visible: torch.Tensor, tolerance: float = 1.5) -> dict[str, float]:
+    """Speed and plausibility of tracks.
+
+    A step t -> t+1 -> t+2 of one object is plausible when, on each axis, the velocity is kept
+    (|v_{t+1} − v_t| ≤ tolerance px) or reflected (|v_{t+1} + v_t| ≤ tolerance: an elastic bounce).
+    Rounding to whole pixels makes real clips jitter by up to 1 px, hence the tolerance of 1.5 px.
+
+    Returns ``speed`` (mean px/frame) and ``motion_consistency`` (fraction of plausible steps, in [0, 1]).
+    """
+    v = centers[:, 1:] - centers[:, :-1]  # (B, T-1, K, 2)
+    speed = v.norm(dim=-1)  # (B, T-1, K)
+    kept = (v[:, 1:] - v[:, :-1]).abs() <= tolerance  # (B, T-2, K, 2)
+    reflected = (v[:, 1:] + v[:, :-1]).abs() <= tolerance
+    plausible = (kept | reflected).all(-1)  # (B, T-2, K)
+    ok = (visible[:, 2:] & visible[:, 1:-1] & visible[:, :-2])[..., None].expand_as(plausible)
+    step_ok = (visible[:, 1:] & visible[:, :-1])[..., None].expand_as(speed)
+    return {"speed": float(speed[step_ok].mean()) if step_ok.any() else 0.0,
+            "motion_consistency": float(plausible[ok].float().mean()) if ok.any() else 0.0}
+
+
+def count_objects(video: torch.Tensor, max_iters: int = 256) -> torch.Tensor:
+    """Connected foreground components per frame (B, T), by max-label propagation over 8-neighbourhoods."""
+    mask = foreground(video) > 0  # (B, T, H, W)
+    b, t, h, w = mask.shape
+    m = rearrange(mask, "b t h w -> (b t) 1 h w").float()
+    own = torch.arange(1, h * w + 1, device=m.device, dtype=torch.float32).view(1, 1, h, w)
+    labels = own * m
+    for _ in range(max_iters):
+        new = F.max_pool2d(labels, 3, stride=1, padding=1) * m
+        if torch.equal(new, labels):
+            break
+        labels = new
+    roots = ((labels == own) & (m > 0)).sum((1, 2, 3))  # one pixel per component keeps its own label
+    return roots.view(b, t)

@@ -1,0 +1,239 @@
+"""One training loop for every chapter, with a pluggable step.
+
+The simple case gives a ``loss_fn(model, batch) -> loss`` and the loop does backward, clipping and the
+optimizer step. Families with several optimizers (GANs) give a ``step_fn(trainer, batch) -> dict`` that calls
+``trainer.optimize(loss, "disc")`` and ``trainer.optimize(loss, "gen")`` itself. Data comes from
+``batch_fn(step)`` — the batch *for step i* — so a resumed run sees exactly the batches it would have seen.
+
+What the loop adds: a tqdm progress bar, bf16 autocast and optional ``torch.compile`` on CUDA, an EMA of the
+weights, gradient clipping, NaN/inf detection that stops naming the step and the loss, checkpoints with
+resume (model, optimizers, EMA, step, RNG, config), wall time, samples/s, and FLOPs/MFU measured on a real step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from vgcourse.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from vgcourse.train.ema import EMA
+from vgcourse.train.flops import count_flops, mfu
+
+LossFn = Callable[[nn.Module, Any], "torch.Tensor | dict[str, torch.Tensor]"]
+StepFn = Callable[["Trainer", Any], "dict[str, torch.Tensor]"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or inf; the message names the step and the loss."""
+
+
+@dataclass
+class TrainConfig:
+    """Knobs of the loop (the model's own config travels separately, as ``model_config``)."""
+
+    steps: int
+    grad_clip: float | None = 1.0
+    ema_decay: float | None = None
+    amp: bool | None = None  # None: bf16 autocast on CUDA, fp32 on the CPU
+    compile: bool = False  # only honoured on CUDA; counts minutes before the first step
+    log_every: int = 25
+    checkpoint_path: str | None = None
+    checkpoint_every: int | None = None
+    measure_flops: bool = True
+    progress: bool = True
+    desc: str = "train"
+
+
+@dataclass
+class TrainSummary:
+    """What a run measured; ``as_dict()`` goes into the results file."""
+
+    steps: int = 0
+    wall_time_s: float = 0.0
+    samples_per_s: float | None = None
+    flops_per_step: int | None = None
+    train_flops: float | None = None
+    mfu: float | None = None
+    device: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "extra"} | self.extra
+
+
+def batch_size_of(batch: Any) -> int:
+    if hasattr(batch, "video"):
+        return batch.video.shape[0]
+    if isinstance(batch, torch.Tensor):
+        return batch.shape[0]
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
+        return batch[0].shape[0]
+    if isinstance(batch, dict):
+        return next(iter(batch.values())).shape[0]
+    raise TypeError(f"cannot tell the batch size of a {type(batch).__name__}")
+
+
+class Trainer:
+    """Runs ``config.steps`` steps of ``loss_fn`` (or ``step_fn``) on ``batch_fn(step)``."""
+
+    def __init__(self, model: nn.Module, optimizers: torch.optim.Optimizer | dict[str, torch.optim.Optimizer],
+                 batch_fn: Callable[[int], Any], config: TrainConfig, loss_fn: LossFn | None = None,
+                 step_fn: StepFn | None = None, ema_of: nn.Module | None = None,
+                 schedulers: dict[str, Any] | None = None, model_config: dict | None = None):
+        if (loss_fn is None) == (step_fn is None):
+            raise ValueError("give exactly one of loss_fn (one optimizer) or step_fn (your own step)")
+        self.model = model
+        self.optimizers = optimizers if isinstance(optimizers, dict) else {"main": optimizers}
+        if loss_fn is not None and len(self.optimizers) != 1:
+            raise ValueError(f"loss_fn drives one optimizer; got {sorted(self.optimizers)}: use step_fn")
+        self.batch_fn, self.config, self.loss_fn, self.step_fn = batch_fn, config, loss_fn, step_fn
+        self.schedulers = schedulers or {}
+        self.model_config = model_config or {}
+        self.device = next(model.parameters()).device
+        cuda = self.device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if (config.amp if config.amp is not None else cuda) else None
+        self.ema = EMA(ema_of if ema_of is not None else model, config.ema_decay) if config.ema_decay else None
+        self._ema_source = ema_of if ema_of is not None else model
+        self.forward_model: nn.Module = model
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        self.summary = TrainSummary(device=torch.cuda.get_device_name(self.device) if cuda else "cpu")
+        self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
+        self._compiled = False
+
+    # ---- the step -------------------------------------------------------------------------------------
+    def optimize(self, loss: torch.Tensor, optimizer: str = "main") -> None:
+        """Backward, clip, step and zero the grads of one optimizer (GAN steps call this twice)."""
+        opt = self.optimizers[optimizer]
+        loss.backward()
+        if self.config.grad_clip is not None:
+            params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if optimizer in self.schedulers:
+            self.schedulers[optimizer].step()
+
+    def _run_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            if self.step_fn is not None:
+                logs = self.step_fn(self, batch)
+            else:
+                out = self.loss_fn(self.forward_model, batch)
+                logs = out if isinstance(out, dict) else {"loss": out}
+                self.optimize(logs["loss"], next(iter(self.optimizers)))
+        if self.ema is not None:
+            self.ema.update(self._ema_source)
+        return {k: v.detach().float() if isinstance(v, torch.Tensor) else torch.tensor(float(v)) for k, v in logs.items()}
+
+    def _flush(self) -> None:
+        """Sync logged values to the CPU, stop on the first non-finite one, log their mean as one history row."""
+        if not self._pending:
+            return
+        steps = [step for step, _ in self._pending]
+        keys = list(self._pending[0][1])
+        values = torch.stack([torch.stack([logs[k] for k in keys]) for _, logs in self._pending]).cpu()  # (n, keys)
+        finite = torch.isfinite(values)
+        if not finite.all():
+            i, j = (~finite).nonzero()[0].tolist()
+            raise NonFiniteLossError(f"{keys[j]} became {values[i, j].item()} at step {steps[i]}; lower the learning "
+                                     "rate, clip gradients harder, or check the inputs of that step")
+        self.history.append({"step": steps[-1]} | dict(zip(keys, values.mean(0).tolist())))
+        self._pending.clear()
+
+    # ---- the loop ---------------------------------------------------------------------------------------
+    def fit(self, steps: int | None = None) -> TrainSummary:
+        """Train until ``steps`` (default ``config.steps``) steps are done in total; return the summary."""
+        cfg = self.config
+        end = steps if steps is not None else cfg.steps
+        self.model.train()
+        bar = tqdm(total=end, initial=self.step, desc=cfg.desc, disable=not cfg.progress, mininterval=1.0)
+        first_timed = self.step + 3  # skip warm-up (and compile) steps when timing
+        timing_start, timed_samples = None, 0
+        start_wall = time.perf_counter()
+        while self.step < end:
+            batch = self.batch_fn(self.step)
+            if self.summary.flops_per_step is None and cfg.measure_flops:
+                logs = {}
+                self.summary.flops_per_step = count_flops(lambda: logs.update(self._run_step(batch)))
+            else:
+                if cfg.compile and self.device.type == "cuda" and not self._compiled:
+                    self.forward_model = torch.compile(self.model)
+                    self._compiled = True
+                if self.step == first_timed:
+                    self._sync()
+                    timing_start = time.perf_counter()
+                logs = self._run_step(batch)
+                if timing_start is not None:
+                    timed_samples += batch_size_of(batch)
+            self._pending.append((self.step, logs))
+            self.step += 1
+            if self.step % cfg.log_every == 0 or self.step == end:
+                self._flush()
+                if self.history:
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in self.history[-1].items() if k != "step"})
+            if cfg.checkpoint_path and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                self._flush()
+                self.save(cfg.checkpoint_path)
+            bar.update(1)
+        bar.close()
+        self._flush()
+        self._sync()
+        s = self.summary
+        s.wall_time_s += time.perf_counter() - start_wall
+        s.steps = self.step
+        if timing_start is not None:
+            elapsed = time.perf_counter() - timing_start
+            s.samples_per_s = timed_samples / elapsed
+            if s.flops_per_step:
+                precision = "bf16" if self.amp_dtype is not None else "tf32"
+                s.mfu = mfu(s.flops_per_step, (self.step - first_timed) / elapsed, self.device, precision)
+        if s.flops_per_step:
+            s.train_flops = float(s.flops_per_step) * self.step
+        if cfg.checkpoint_path:
+            self.save(cfg.checkpoint_path)
+        return s
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    # ---- checkpoints ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        state = {"model": self.model.state_dict(),
+                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+                 "step": self.step, "history": self.history,
+                 "config": asdict(self.config), "model_config": self.model_config,
+                 "rng_cpu": torch.get_rng_state()}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        if torch.cuda.is_available():
+            state["rng_cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def save(self, path: str | Path) -> Path:
+        return save_checkpoint(path, **self.state_dict())
+
+    def load(self, path: str | Path) -> "Trainer":
+        """Resume from a checkpoint written by :meth:`save`: weights, optimizers, EMA, step, RNG."""
+        state = load_checkpoint(path, map_location=self.device)
+        load_model_state(self.model, state["model"], str(path))
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][k])
+        for k, sched in self.schedulers.items():
+            sched.load_state_dict(state["schedulers"][k])
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
+        self.step, self.history = state["step"], list(state["history"])
+        torch.set_rng_state(state["rng_cpu"].cpu())
+        if "rng_cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
+        return self
