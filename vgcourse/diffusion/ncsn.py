@@ -21,7 +21,7 @@ ScoreModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x (B, ...)
 
 
 def geometric_sigmas(sigma_min: float = 0.01, sigma_max: float = 1.0, n: int = 10) -> torch.Tensor:
-    """Noise levels σ_1 = sigma_max > ... > σ_n = sigma_min with a constant ratio (Song & Ermon 2019, Sec. 4.2), (n,)."""
+    """Geometric noise levels σ_1 = sigma_max > ... > σ_n = sigma_min (Song & Ermon 2019, Sec. 4.2): (n,)."""
     if not 0 < sigma_min < sigma_max or n < 2:
         raise ValueError(f"expected 0 < sigma_min < sigma_max and n >= 2, got sigma_min={sigma_min}, "
                          f"sigma_max={sigma_max}, n={n}")

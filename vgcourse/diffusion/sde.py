@@ -78,7 +78,7 @@ class SDE(abc.ABC):
         """log p_T(z) per sample: (B, ...) -> (B,)."""
 
     def discretize(self, x: torch.Tensor, t: torch.Tensor, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step of the discrete chain x_{t+dt} = x_t + f_i + G_i z: returns f_i (B, ...) and G_i (B,).
+        """The step of the forward chain that ends at t, x_t = x_{t-dt} + f_i + G_i z: returns f_i (B, ...), G_i (B,).
 
         The default is Euler–Maruyama: f_i = f(x, t) dt, G_i = g(t) sqrt(dt). Inputs: x (B, ...), t (B,).
         """

@@ -42,11 +42,12 @@ class FrameProbe(nn.Module):
     def __init__(self, in_channels: int = 1, classes: int = 10, width: int = 32):
         super().__init__()
         w = width
+        block = lambda cin, cout, stride: [nn.Conv2d(cin, cout, 3, stride, 1), nn.GroupNorm(8, cout), nn.GELU()]  # noqa: E731
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, w, 3, padding=1), nn.GELU(),  # 32x32
-            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.GELU(),  # 32x32 => 16x16
-            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), nn.GELU(),  # 16x16 => 8x8
-            nn.Conv2d(4 * w, 4 * w, 3, stride=2, padding=1), nn.GELU(),  # 8x8 => 4x4
+            *block(in_channels, w, 1),  # 32x32
+            *block(w, 2 * w, 2),  # 32x32 => 16x16
+            *block(2 * w, 4 * w, 2),  # 16x16 => 8x8
+            *block(4 * w, 4 * w, 2),  # 8x8 => 4x4
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),
             nn.Linear(4 * w, classes),
         )
@@ -63,11 +64,12 @@ class VideoProbe(nn.Module):
     def __init__(self, in_channels: int = 1, classes: int = 10, width: int = 32, features: int = 128):
         super().__init__()
         w = width
+        block = lambda cin, cout, stride: [nn.Conv3d(cin, cout, 3, stride, 1), nn.GroupNorm(8, cout), nn.GELU()]  # noqa: E731
         self.encoder = nn.Sequential(
-            nn.Conv3d(in_channels, w, 3, stride=(1, 2, 2), padding=1), nn.GELU(),  # 32x32 => 16x16
-            nn.Conv3d(w, 2 * w, 3, stride=(1, 2, 2), padding=1), nn.GELU(),  # 16x16 => 8x8
-            nn.Conv3d(2 * w, 4 * w, 3, stride=(2, 2, 2), padding=1), nn.GELU(),  # T => T/2, 8x8 => 4x4
-            nn.Conv3d(4 * w, 4 * w, 3, stride=(2, 1, 1), padding=1), nn.GELU(),  # T/2 => T/4
+            *block(in_channels, w, (1, 2, 2)),  # 32x32 => 16x16
+            *block(w, 2 * w, (1, 2, 2)),  # 16x16 => 8x8
+            *block(2 * w, 4 * w, (2, 2, 2)),  # T => T/2, 8x8 => 4x4
+            *block(4 * w, 4 * w, (2, 1, 1)),  # T/2 => T/4
             nn.AdaptiveAvgPool3d(1), nn.Flatten(),
             nn.Linear(4 * w, features), nn.GELU(),
         )

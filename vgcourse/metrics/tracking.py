@@ -15,6 +15,17 @@ from einops import rearrange
 from vgcourse.video import check_video
 
 FOREGROUND_LEVEL = 0.3  # in [0, 1] intensity (greyscale) or saturation (colour)
+TRACK_SIZE = 32  # tracking and counting run at most at 32×32 (area-averaged), coordinates scaled back
+
+
+def _downsampled(w: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Foreground weights (B, T, H, W) reduced to at most TRACK_SIZE pixels a side, and the scale factor."""
+    h = w.shape[-1]
+    if h <= TRACK_SIZE:
+        return w, 1.0
+    b = w.shape[0]
+    small = F.interpolate(rearrange(w, "b t h w -> (b t) 1 h w"), size=(TRACK_SIZE, TRACK_SIZE), mode="area")
+    return rearrange(small, "(b t) 1 h w -> b t h w", b=b), h / TRACK_SIZE
 
 
 def foreground(video: torch.Tensor) -> torch.Tensor:
@@ -47,7 +58,7 @@ def track_centroids(video: torch.Tensor, k: int, iters: int = 6) -> tuple[torch.
     Returns:
         centers (B, T, K, 2) as (y, x) in pixels, and visible (B, T): the frame has foreground.
     """
-    w = foreground(video)  # (B, T, H, W)
+    w, scale = _downsampled(foreground(video))  # (B, T, h, w), at most 32×32
     b, t, h, wd = w.shape
     ys, xs = torch.meshgrid(torch.arange(h, device=w.device), torch.arange(wd, device=w.device), indexing="ij")
     coords = torch.stack([ys, xs], -1).reshape(-1, 2).float()  # (P, 2)
@@ -65,7 +76,8 @@ def track_centroids(video: torch.Tensor, k: int, iters: int = 6) -> tuple[torch.
     for i in range(1, t):
         c = _lloyd(coords, flat[:, i], c, iters)
         tracks.append(c)
-    return torch.stack(tracks, 1), visible
+    centers = torch.stack(tracks, 1)
+    return (centers + 0.5) * scale - 0.5, visible  # pixel centres back in the input's coordinates
 
 
 def motion_stats(centers: torch.Tensor, visible: torch.Tensor, tolerance: float = 1.5) -> dict[str, float]:
@@ -90,7 +102,7 @@ def motion_stats(centers: torch.Tensor, visible: torch.Tensor, tolerance: float 
 
 def count_objects(video: torch.Tensor, max_iters: int = 256) -> torch.Tensor:
     """Connected foreground components per frame (B, T), by max-label propagation over 8-neighbourhoods."""
-    mask = foreground(video) > 0  # (B, T, H, W)
+    mask = _downsampled(foreground(video))[0] > 0  # (B, T, H, W), at most 32×32
     b, t, h, w = mask.shape
     m = rearrange(mask, "b t h w -> (b t) 1 h w").float()
     own = torch.arange(1, h * w + 1, device=m.device, dtype=torch.float32).view(1, 1, h, w)

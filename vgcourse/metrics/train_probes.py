@@ -84,17 +84,48 @@ def train_probe(name: str, steps: int, batch_size: int, device: torch.device, se
     return trainer.history[-1]
 
 
+@torch.no_grad()
+def probe_accuracy(size: int = 32, digits: int = 2, n: int = 256, device: torch.device | str = "cpu") -> dict[str, float]:
+    """Accuracy of the shipped probes on the held-out digits (never seen in training).
+
+    ``frame_set_accuracy``: frames whose top-K classes equal the true digit set; ``video_set_accuracy``: the same
+    for the video probe's class head; ``speed_error``: mean |predicted − true| per-class speed in pixels/frame.
+    """
+    from vgcourse.metrics.probes import load_probe
+
+    batch = MovingDigits(size=size, digits=digits).heldout(n, device=device)
+    frame_probe = load_probe("probe_moving_digits_frame", device)
+    video_probe = load_probe("probe_moving_digits_video", device)
+    truth = multi_hot(batch.labels["classes"]).bool()  # (B, 10)
+    k = truth.sum(-1, keepdim=True)  # distinct classes per clip
+    def set_of(scores):  # the top-k classes as a 0/1 mask, k = distinct true classes
+        ranks = scores.argsort(-1, descending=True).argsort(-1)
+        return ranks < k.view(-1, *([1] * (scores.ndim - 1)))
+    frame_scores = frame_probe(batch.video)  # (B, T, 10)
+    frame_ok = (set_of(frame_scores) == truth[:, None]).all(-1)
+    logits, speed = video_probe(batch.video)
+    video_ok = (set_of(logits) == truth).all(-1)
+    target, present = class_speeds(batch, size)
+    err = ((speed / 10 - target).abs().sum(-1) * present).sum() / present.sum() / 2 * size
+    return {"frame_set_accuracy": float(frame_ok.float().mean()), "video_set_accuracy": float(video_ok.float().mean()),
+            "speed_error_px": float(err)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--only", choices=sorted(PROBES), default=None)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 32 clips (frame), 24 (video)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     torch.use_deterministic_algorithms(True, warn_only=True)
     for name in ([args.only] if args.only else sorted(PROBES)):
-        batch_size = 32 if "frame" in name else 24
+        batch_size = args.batch_size or (32 if "frame" in name else 24)
         train_probe(name, args.steps, batch_size, device)
+    if not args.only:
+        for size in (32, 64):
+            print(f"held-out accuracy at {size}×{size}:", probe_accuracy(size=size, device=device))
 
 
 if __name__ == "__main__":
