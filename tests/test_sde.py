@@ -12,15 +12,6 @@ SDES = [VPSDE(), SubVPSDE(), VESDE()]
 IDS = ["vp", "subvp", "ve"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids thread overhead on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_vp_marginal_matches_ddpm_linear_schedule():
     # DDPM's linear schedule β_i from 1e-4 to 0.02 over N = 1000 steps is the VP SDE with β(t) ∈ [0.1, 20]:
     # at t_i = i / N the mean coefficient is sqrt(ᾱ_i) and the std sqrt(1 - ᾱ_i), up to O(1/N) differences.

@@ -33,7 +33,9 @@ def _noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
 
 
 def _times(x: torch.Tensor, t: float) -> torch.Tensor:
-    return torch.full((x.shape[0],), float(t), device=x.device, dtype=x.dtype)
+    """t as a (B,) tensor, float32 at least (bf16 would round 0.999 to 1.0)."""
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    return torch.full((x.shape[0],), float(t), device=x.device, dtype=dtype)
 
 
 # ----------------------------------------------------------------------------------------------- predictors

@@ -70,7 +70,12 @@ def exercise(name: str, prompt: str, solution: Callable) -> Callable[[Callable[[
 
 
 def _load_all() -> None:
-    from vgcourse.exercises import video_basics  # noqa: F401  (registers its exercises)
+    """Import every exercise module of this package (each registers its exercises when imported)."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
 
 
 def check(name: str, answer: Callable) -> CheckResult:

@@ -7,7 +7,7 @@ What each number means (higher is better unless marked ↓):
 
 ==========================  ==================================================================================
 ``fd`` ↓                    Fréchet distance of video-probe features to the real held-out set (an FVD proxy)
-``frame_quality``           the frame probe's mean confidence in the digits it sees (top-K sigmoid, K digits)
+``frame_quality``           share of the frame probe's belief on its top-K classes (K digits): crisp frames ≈ 0.95
 ``identity_consistency``    fraction of frames whose digit set equals the clip's most common set
 ``motion_consistency``      fraction of tracked steps that keep their velocity or bounce elastically
 ``speed_ratio``             tracked speed / real speed (1 is right; 0 is frozen)
@@ -97,7 +97,8 @@ class Evaluator:
         hist = classes.sum(0).float()
         p = hist / hist.sum().clamp(min=1)
         entropy = -(p[p > 0] * p[p > 0].log()).sum() / math.log(10)
-        return {"frame_quality": float(top.values.mean()),
+        share = top.values.sum(-1) / probs.sum(-1).clamp(min=1e-6)  # (B, T): belief on the K digits it sees
+        return {"frame_quality": float(share.mean()),
                 "identity_consistency": float((sets == modal[:, None]).float().mean()),
                 "class_coverage": float((hist > 0).float().mean()), "class_entropy": float(entropy)}
 
