@@ -24,5 +24,5 @@ def load_moving_mnist(path: str | Path, limit: int | None = None) -> torch.Tenso
         raise TypeError(f"expected uint8 frames in the Moving MNIST file, got {array.dtype}")
     if limit is not None:
         array = array[:, :limit]
-    video = torch.from_numpy(np.ascontiguousarray(array)).float() / 127.5 - 1  # (T, N, H, W)
+    video = torch.from_numpy(np.array(array)).float() / 127.5 - 1  # (T, N, H, W), copied out of the memory map
     return rearrange(video, "t n h w -> n 1 t h w")

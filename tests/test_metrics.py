@@ -1,0 +1,143 @@
+"""The metrics: closed forms, probes' accuracy on fresh data, and the calibration ordering a person expects."""
+
+import math
+
+import pytest
+import torch
+
+from vgcourse.data import BouncingBalls, CaptionedShapes, MovingDigits
+from vgcourse.metrics import (Evaluator, add_noise, attribute_accuracy, blur, bits_per_dim, calibration_table,
+                              codebook_usage, count_objects, evaluate, freeze_frames, frechet_distance,
+                              frechet_distance_features, motion_stats, psnr, shuffle_frames, ssim, track_centroids)
+from vgcourse.metrics.train_probes import probe_accuracy
+
+
+def test_frechet_closed_form():
+    mu1, mu2 = torch.tensor([0.0, 0.0]), torch.tensor([3.0, 4.0])
+    s1, s2 = torch.diag(torch.tensor([1.0, 4.0])), torch.diag(torch.tensor([4.0, 1.0]))
+    # diagonal: ‖μ₁−μ₂‖² + Σ (σ₁ − σ₂)² = 25 + (1−2)² + (2−1)² = 27
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(27.0, abs=1e-8)
+    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_from_samples_converges():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(20000, 3, generator=g)
+    b = torch.randn(20000, 3, generator=g) * 2 + 1
+    # exact: 3·1² (means) + 3·(1 − 2)² (stds) = 6
+    assert frechet_distance_features(a, b) == pytest.approx(6.0, rel=0.05)
+
+
+def test_psnr_ssim():
+    x = torch.zeros(2, 1, 3, 16, 16)
+    y = x + 0.1
+    assert torch.allclose(psnr(x, y), torch.full((2,), 10 * math.log10(4 / 0.01)))
+    assert torch.allclose(ssim(x, x), torch.ones(2))
+    noisy = add_noise(x, 0.5, torch.Generator().manual_seed(0))
+    assert (ssim(x, noisy) < 0.5).all()
+    with pytest.raises(ValueError, match="equal shapes"):
+        psnr(x, x[:, :, :2])
+
+
+def test_codebook_usage_and_bits():
+    stats = codebook_usage(torch.tensor([0, 1, 2, 3, 0, 1, 2, 3]), 8)
+    assert stats["usage"] == 0.5 and stats["perplexity"] == pytest.approx(4.0)
+    assert float(bits_per_dim(torch.tensor(8 * math.log(2)), 8)) == pytest.approx(1.0)
+
+
+def test_tracker_follows_labelled_balls():
+    batch = BouncingBalls(32, frames=10, balls=1).batch(16, seed=0)
+    centers, visible = track_centroids(batch.video, 1)
+    assert visible.all()
+    assert (centers[:, :, 0] - batch.labels["centers"][:, :, 0]).abs().max() < 0.5
+
+
+def test_tracker_at_64_scales_back():
+    batch = BouncingBalls(64, frames=6, balls=1).batch(8, seed=1)
+    centers, _ = track_centroids(batch.video, 1)
+    assert (centers[:, :, 0] - batch.labels["centers"][:, :, 0]).abs().max() < 1.0
+
+
+def test_motion_stats_on_known_tracks():
+    t = torch.arange(10.0)
+    straight = torch.stack([2 * t, t], -1)[None, :, None]  # (1, 10, 1, 2): constant velocity (2, 1)
+    visible = torch.ones(1, 10, dtype=torch.bool)
+    stats = motion_stats(straight, visible)
+    assert stats["motion_consistency"] == 1.0 and stats["speed"] == pytest.approx(math.sqrt(5))
+    jumpy = straight.clone()
+    jumpy[0, 5] += 8.0
+    assert motion_stats(jumpy, visible)["motion_consistency"] < 0.75
+
+
+def test_count_objects():
+    balls = BouncingBalls(32, frames=2, balls=1, radius=3).batch(4, seed=0).video
+    assert (count_objects(balls) == 1).all()
+    two = torch.maximum(balls, balls.flip(-1).flip(-2))  # mirrored copy; may overlap
+    assert count_objects(two).float().mean() > 1.5
+
+
+def test_probes_recognise_fresh_heldout_digits():
+    acc = probe_accuracy(size=32, n=128)
+    assert acc["frame_set_accuracy"] > 0.9, acc
+    assert acc["video_set_accuracy"] > 0.95, acc
+    assert acc["speed_error_px"] < 0.5, acc
+
+
+@pytest.fixture(scope="module")
+def table32():
+    return calibration_table(MovingDigits(32, frames=16), n=64, n_real=128)
+
+
+def test_calibration_real_is_best_on_fd(table32):
+    real = table32["real"]["fd"]
+    for name, row in table32.items():
+        if name != "real":
+            assert row["fd"] > 1.3 * real, (name, row["fd"], real)
+
+
+def test_calibration_shuffled_frames(table32):
+    real, shuf = table32["real"], table32["shuffled frames"]
+    assert shuf["motion_consistency"] < 0.5 * real["motion_consistency"]
+    assert shuf["frame_quality"] == pytest.approx(real["frame_quality"], rel=0.02)  # every frame is real
+    assert shuf["speed_ratio"] > 2
+
+
+def test_calibration_frozen_frames(table32):
+    frozen = table32["frozen frames"]
+    assert frozen["speed_ratio"] < 0.05
+    assert frozen["frame_quality"] == pytest.approx(table32["real"]["frame_quality"], rel=0.03)
+
+
+def test_calibration_blur_and_noise_hurt_frames(table32):
+    real = table32["real"]
+    for name in ("blurred", "noisy"):
+        assert table32[name]["frame_quality"] < real["frame_quality"] - 0.05, name
+        assert table32[name]["identity_consistency"] < real["identity_consistency"] - 0.1, name
+    assert table32["noisy"]["objects"] > 3 * real["objects"]
+
+
+def test_calibration_real_is_realistic(table32):
+    real = table32["real"]
+    assert 0.9 < real["speed_ratio"] < 1.1 and 0.9 < real["diversity"] < 1.1
+    assert real["identity_consistency"] > 0.85 and real["class_coverage"] == 1.0
+
+
+def test_mode_collapse_shows_in_diversity():
+    ds = MovingDigits(32, frames=8)
+    ev = Evaluator(ds, n_real=64)
+    one = ds.batch(1, seed=3).video.expand(32, -1, -1, -1, -1)
+    scores = ev(one)
+    assert scores["diversity"] < 0.05 and scores["class_coverage"] <= 0.2 + 1e-6
+
+
+def test_evaluate_checks_shapes():
+    ds = MovingDigits(32, frames=8)
+    with pytest.raises(ValueError, match="cannot be compared"):
+        evaluate(torch.zeros(4, 1, 4, 32, 32), ds, n_real=16)
+
+
+def test_attribute_accuracy_on_real_and_wrong_labels():
+    batch = CaptionedShapes(32, frames=8).batch(64, seed=2)
+    assert attribute_accuracy(batch.video, batch.labels)["attribute_accuracy"] > 0.9
+    wrong = dict(batch.labels, colour=(batch.labels["colour"] + 1) % 6)
+    assert attribute_accuracy(batch.video, wrong)["colour_accuracy"] == 0.0

@@ -1,0 +1,102 @@
+import json
+import sys
+
+import nbformat
+import pytest
+import torch
+
+from vgcourse import bootstrap, results
+from vgcourse.build import find_chapters
+from vgcourse.exercises import FAIL, NOT_ATTEMPTED, PASS, all_exercises, check, solution
+
+
+def test_record_and_load(tmp_path, monkeypatch):
+    monkeypatch.setenv("VGCOURSE_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("VGCOURSE_PROFILE", "smoke")
+    path = results.record("99_test", {"fd": torch.tensor(1.5), "bad": float("nan"), "nested": {"a": (1, 2)}},
+                          started=0.0, note="x")
+    data = json.loads(path.read_text())
+    assert data["metrics"] == {"fd": 1.5, "bad": None, "nested": {"a": [1, 2]}}
+    assert data["profile"] == "smoke" and data["torch"] == torch.__version__ and data["note"] == "x"
+    assert results.load("99_test", tmp_path)["chapter"] == "99_test"
+    with pytest.raises(FileNotFoundError, match="vgcourse build"):
+        results.load("98_missing", tmp_path)
+
+
+def test_default_results_dir_never_touches_committed(monkeypatch):
+    monkeypatch.delenv("VGCOURSE_RESULTS_DIR", raising=False)
+    monkeypatch.setenv("VGCOURSE_PROFILE", "gpu")
+    assert results.results_dir("gpu") != results.COMMITTED
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError
+
+
+WRONG = {
+    "to_display": lambda clip: ((clip + 1) * 127.5).round().to(torch.uint8),  # forgot the layout change
+    "shuffle_frames": lambda video, g: video.flip(2),  # the same permutation for every clip
+    "centroid": lambda frame: solution("centroid")(frame).flip(0),  # (x, y) instead of (y, x)
+}
+
+
+@pytest.mark.parametrize("name", sorted(all_exercises()))
+def test_every_solution_passes_its_check_and_stubs_are_not_attempted(name):
+    assert check(name, solution(name)).status == PASS, check(name, solution(name))
+    assert check(name, stub).status == NOT_ATTEMPTED
+
+
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_wrong_answers_fail_with_a_message(name):
+    result = check(name, WRONG[name])
+    assert result.status == FAIL and result.message
+
+
+def test_crashing_answer_is_reported():
+    result = check("centroid", lambda frame: frame.nonexistent)
+    assert result.status == FAIL and "AttributeError" in result.message
+
+
+def test_find_chapters():
+    chapters = find_chapters([])
+    assert chapters and all(p.suffix == ".ipynb" for p in chapters)
+    assert find_chapters(["00"]) == find_chapters(["00_video_as_data"]) == find_chapters(["video_as_data"])
+    with pytest.raises(SystemExit, match="no chapter"):
+        find_chapters(["77"])
+
+
+def test_bootstrap_sees_what_is_installed():
+    assert bootstrap.missing_modules("build") == []
+    assert bootstrap.missing_modules("nothing") == []
+
+
+def test_build_executes_a_notebook(tmp_path, monkeypatch):
+    """A tiny notebook through the real nbclient path: outputs kept, results written, failure is loud."""
+    from vgcourse import build
+
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    ok = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from vgcourse import results\nresults.record('01_tiny', {'x': 1})\nprint('hello')")])
+    bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise ValueError('boom')")])
+    nbformat.write(ok, nbdir / "01_tiny.ipynb")
+    nbformat.write(bad, nbdir / "02_bad.ipynb")
+    monkeypatch.setattr(build, "NOTEBOOKS", nbdir)
+    monkeypatch.setenv("PYTHONPATH", str(results.REPO_ROOT))
+    out = tmp_path / "out"
+    assert build.main(["01", "--profile", "smoke", "--out", str(out)]) == 0
+    executed = nbformat.read(out / "01_tiny.ipynb", as_version=4)
+    assert "hello" in executed.cells[0].outputs[-1]["text"]
+    assert json.loads((out / "results" / "01_tiny.json").read_text())["profile"] == "smoke"
+    with pytest.raises(SystemExit, match="boom"):
+        build.main(["02", "--profile", "smoke", "--out", str(out)])
+    assert (out / "02_bad.ipynb").exists()
+
+
+def test_cli_usage_and_pytest_exit_5(monkeypatch):
+    from vgcourse import __main__ as cli
+
+    assert cli.main(["--help"]) == 0
+    assert cli.main(["frobnicate"]) == 2
+    monkeypatch.setattr(cli.subprocess, "run", lambda *a, **k: type("R", (), {"returncode": 5})())
+    assert cli.test(["--unit"]) == 1

@@ -1,0 +1,164 @@
+"""The training loop: resume equals an uninterrupted run, NaN stops, EMA, two-optimizer steps, FLOPs, checkpoints."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from vgcourse.data import MovingDigits
+from vgcourse.train import (EMA, CheckpointError, NonFiniteLossError, TrainConfig, Trainer, count_flops,
+                            load_checkpoint, load_model_state, load_shipped, save_checkpoint)
+from vgcourse.train import checkpoint as ckpt
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv3d(1, 4, 3, padding=1), nn.GELU(), nn.Conv3d(4, 1, 3, padding=1))
+
+
+def denoise_loss(model, batch):
+    noise = torch.randn_like(batch.video)  # uses the global RNG: resume must restore it
+    return (model(batch.video + 0.3 * noise) - batch.video).pow(2).mean()
+
+
+def make_trainer(tmp_path=None, steps=8, ema=0.9):
+    model = tiny_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    data = MovingDigits(16, frames=4, digits=1, digit_size=8)
+    cfg = TrainConfig(steps=steps, ema_decay=ema, progress=False, log_every=2,
+                      checkpoint_path=str(tmp_path / "run.pt") if tmp_path else None)
+    return Trainer(model, opt, data.stream(4, seed=1), cfg, loss_fn=denoise_loss, model_config={"width": 4})
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+    torch.manual_seed(123)
+    full = make_trainer(steps=8)
+    full.fit()
+    torch.manual_seed(123)
+    first = make_trainer(tmp_path, steps=8)
+    first.fit(steps=4)  # stops half way and writes its checkpoint
+    torch.manual_seed(999)  # a different process would start from another RNG state
+    second = make_trainer(steps=8).load(tmp_path / "run.pt")
+    assert second.step == 4
+    second.fit()
+    for a, b in zip(full.model.state_dict().values(), second.model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(full.ema.model.state_dict().values(), second.ema.model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    assert [r["step"] for r in second.history] == [r["step"] for r in full.history]
+
+
+def test_loss_goes_down_and_summary_is_filled():
+    tr = make_trainer(steps=30)
+    summary = tr.fit()
+    assert tr.history[-1]["loss"] < tr.history[0]["loss"]
+    assert summary.steps == 30 and summary.samples_per_s > 0 and summary.flops_per_step > 0
+    assert summary.train_flops == summary.flops_per_step * 30
+    assert summary.mfu is None  # no peak is known for CPUs
+
+
+def test_nan_stops_with_step_and_name():
+    model = nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def loss_fn(m, batch):
+        loss = m(batch).pow(2).mean()
+        return {"loss": loss * (float("nan") if batch[0, 0] == 7 else 1.0), "aux": loss.detach()}
+
+    batches = lambda step: torch.full((3, 2), float(step))  # noqa: E731
+    tr = Trainer(model, opt, batches, TrainConfig(steps=20, progress=False, log_every=5, grad_clip=None),
+                 loss_fn=loss_fn)
+    with pytest.raises(NonFiniteLossError, match="loss became nan at step 7"):
+        tr.fit()
+
+
+def test_ema_matches_closed_form():
+    model = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema = EMA(model, decay=0.5)
+    for value in (1.0, 2.0):
+        with torch.no_grad():
+            model.weight.fill_(value)
+        ema.update(model)
+    # 0 -> 0.5·0 + 0.5·1 = 0.5 -> 0.5·0.5 + 0.5·2 = 1.25
+    assert ema.model.weight.item() == pytest.approx(1.25)
+    with pytest.raises(ValueError):
+        EMA(model, decay=1.0)
+
+
+def test_two_optimizer_step_like_a_gan():
+    torch.manual_seed(0)
+    models = nn.ModuleDict({"G": nn.Linear(2, 2), "D": nn.Linear(2, 1)})
+    opts = {"disc": torch.optim.SGD(models["D"].parameters(), lr=0.1),
+            "gen": torch.optim.SGD(models["G"].parameters(), lr=0.1)}
+    seen = []
+
+    def step(trainer, batch):
+        g, d = trainer.model["G"], trainer.model["D"]
+        d_loss = d(g(batch).detach()).mean() - d(batch).mean()
+        trainer.optimize(d_loss, "disc")
+        g_loss = -d(g(batch)).mean()
+        before = [p.clone() for p in d.parameters()]
+        trainer.optimize(g_loss, "gen")
+        seen.append(all(torch.equal(a, b) for a, b in zip(before, d.parameters())))
+        return {"d_loss": d_loss, "g_loss": g_loss}
+
+    tr = Trainer(models, opts, lambda s: torch.randn(4, 2), TrainConfig(steps=5, progress=False, ema_decay=0.9),
+                 step_fn=step, ema_of=models["G"])
+    tr.fit()
+    assert all(seen), "the generator's step must not move the discriminator"
+    assert set(tr.history[-1]) == {"step", "d_loss", "g_loss"}
+    assert isinstance(tr.ema.model, nn.Linear)
+    with pytest.raises(ValueError, match="exactly one"):
+        Trainer(models, opts, lambda s: None, TrainConfig(steps=1))
+
+
+def test_count_flops_of_a_matmul():
+    a, b = torch.randn(8, 16), torch.randn(16, 4)
+    assert count_flops(lambda: a @ b) == 2 * 8 * 16 * 4
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    model = tiny_model()
+    path = save_checkpoint(tmp_path / "m.pt", model=model.state_dict(), step=3, config={"a": 1})
+    state = load_checkpoint(path)
+    assert state["step"] == 3 and state["config"] == {"a": 1}
+    other = tiny_model()
+    load_model_state(other, state["model"])
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_model_state(nn.Linear(2, 2), state["model"])
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_checkpoint_refuses_pickled_code(tmp_path):
+    torch.save({"model": object()}, tmp_path / "evil.pt")  # weights_only=True refuses arbitrary objects
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_shipped_weights_hash_checked(tmp_path, monkeypatch):
+    import shutil
+
+    from vgcourse.paths import data_dir
+    data = tmp_path / "data"
+    shutil.copytree(data_dir() / "weights", data / "weights")
+    monkeypatch.setenv("VGCOURSE_DATA", str(data))
+    assert "model" in load_shipped("probe_moving_digits_frame")
+    target = data / "weights" / "probe_moving_digits_frame.pt"
+    blob = bytearray(target.read_bytes())
+    blob[-10] ^= 0xFF
+    target.write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="corrupt.*git checkout"):
+        load_shipped("probe_moving_digits_frame")
+    target.unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        load_shipped("probe_moving_digits_frame")
+    with pytest.raises(CheckpointError, match="not listed"):
+        load_shipped("no_such_weights")
+    assert set(ckpt.shipped_hashes()) >= {"probe_moving_digits_video"}
