@@ -42,7 +42,9 @@ def train(env: DistributedEnv) -> dict[str, torch.Tensor]:
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
     wrapped = wrap_model(model, env)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    # SGD: an update linear in the gradient, so float round-off stays round-off (Adam would divide the
+    # round-off of a zero gradient, e.g. the key bias's, by its own tiny norm)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     trainer = Trainer(wrapped, opt, shard_batches(global_batch, env),
                       TrainConfig(steps=STEPS, grad_clip=1.0, ema_decay=0.5, progress=False), loss_fn=loss_fn,
                       ema_of=unwrap(wrapped))

@@ -7,7 +7,7 @@ What each number means (higher is better unless marked ↓):
 
 ==========================  ==================================================================================
 ``fd`` ↓                    Fréchet distance of video-probe features to the real held-out set (an FVD proxy)
-``frame_quality``           share of the frame probe's belief on its top-K classes (K digits): crisp frames ≈ 0.95
+``frame_quality``           agreement of the frame probe with a crisp answer of K digits, Σ top-K p / (K + Σ other p)
 ``identity_consistency``    fraction of frames whose digit set equals the clip's most common set
 ``motion_consistency``      fraction of tracked steps that keep their velocity or bounce elastically
 ``speed_ratio``             tracked speed / real speed (1 is right; 0 is frozen)
@@ -97,8 +97,10 @@ class Evaluator:
         hist = classes.sum(0).float()
         p = hist / hist.sum().clamp(min=1)
         entropy = -(p[p > 0] * p[p > 0].log()).sum() / math.log(10)
-        share = top.values.sum(-1) / probs.sum(-1).clamp(min=1e-6)  # (B, T): belief on the K digits it sees
-        return {"frame_quality": float(share.mean()),
+        # 1 when the probe is sure of exactly K digits and of no others; low when unsure or when it sees extras
+        rest = probs.sum(-1) - top.values.sum(-1)
+        quality = top.values.sum(-1) / (k + rest)  # (B, T)
+        return {"frame_quality": float(quality.mean()),
                 "identity_consistency": float((sets == modal[:, None]).float().mean()),
                 "class_coverage": float((hist > 0).float().mean()), "class_entropy": float(entropy)}
 
