@@ -140,4 +140,5 @@ def test_renders_on_any_device_identically():
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     ds = MovingDigits(32, frames=4)
-    assert torch.allclose(ds.batch(4, seed=1).video, ds.batch(4, seed=1, device="cuda").video.cpu())
+    # bilinear sprite upscaling may differ in the last float bits between CPU and CUDA kernels
+    assert torch.allclose(ds.batch(4, seed=1).video, ds.batch(4, seed=1, device="cuda").video.cpu(), atol=1e-5)

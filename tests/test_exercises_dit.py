@@ -1,5 +1,5 @@
 """Tests of the DiT exercises: every solution passes its check, untouched stubs read "not attempted yet",
-and known-wrong answers fail with a message."""
+and known-wrong answers fail with a message that says what is wrong."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 import torch
 from einops import rearrange
 
-from vgcourse.dit import modulate, sincos_1d
+from vgcourse.dit import flops_per_forward, sincos_1d
 from vgcourse.exercises import FAIL, NOT_ATTEMPTED, PASS, check, solution
 
-NAMES = ["patchify", "sincos_3d", "adaln_zero_block"]
+NAMES = ["unpatchify", "sincos_3d", "dit_gflops"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -27,12 +27,15 @@ def test_stub_is_not_attempted(name: str) -> None:
     assert check(name, stub).status == NOT_ATTEMPTED
 
 
-def patchify_channels_first(x, pt, p):  # flattens each tubelet as (C, pt, p, p): same values, wrong order
-    return rearrange(x, "b c (nt pt) (nh ph) (nw pw) -> b (nt nh nw) (c pt ph pw)", pt=pt, ph=p, pw=p)
+def unpatchify_channels_first(tokens, grid, pt, p):  # reads each token as (C, pt, p, p)
+    t, h, w = grid
+    return rearrange(tokens, "b (nt nh nw) (c pt ph pw) -> b c (nt pt) (nh ph) (nw pw)", nt=t, nh=h, nw=w,
+                     pt=pt, ph=p, pw=p)
 
 
-def patchify_space_first(x, pt, p):  # tokens ordered (h, w, t): the right tubelets in the wrong order
-    return rearrange(x, "b c (nt pt) (nh ph) (nw pw) -> b (nh nw nt) (pt ph pw c)", pt=pt, ph=p, pw=p)
+def unpatchify_reshape(tokens, grid, pt, p):  # a bare reshape: right size, wrong places
+    b, l, v = tokens.shape
+    return tokens.reshape(b, v // (pt * p * p), grid[0] * pt, grid[1] * p, grid[2] * p)
 
 
 def sincos_thirds(dim, grid):  # equal thirds instead of D/4 + 3D/8 + 3D/8
@@ -46,26 +49,26 @@ def sincos_space_swapped(dim, grid):  # w before h
     return torch.cat([sincos_1d(dim // 4, t), sincos_1d(3 * dim // 8, w), sincos_1d(3 * dim // 8, h)], dim=1)
 
 
-def block_without_gates(block, x, c, grid):  # adaLN without the zero-initialised gates
-    shift_a, scale_a, _, shift_m, scale_m, _ = block.adaLN_modulation(c).chunk(6, dim=1)
-    x = x + block.attn(modulate(block.norm1(x), shift_a, scale_a), grid)
-    return x + block.mlp(modulate(block.norm2(x), shift_m, scale_m))
+def gflops_without_attention(cfg):  # forgets Q·Kᵀ and A·V
+    tokens = cfg.grid[0] * cfg.grid[1] * cfg.grid[2]
+    return flops_per_forward(cfg) - cfg.depth * 2 * tokens ** 2 * cfg.hidden_size / 1e9
 
 
-def block_wrong_chunk_order(block, x, c, grid):  # scale before shift
-    scale_a, shift_a, gate_a, scale_m, shift_m, gate_m = block.adaLN_modulation(c).chunk(6, dim=1)
-    x = x + gate_a[:, None] * block.attn(modulate(block.norm1(x), shift_a, scale_a), grid)
-    return x + gate_m[:, None] * block.mlp(modulate(block.norm2(x), shift_m, scale_m))
+def gflops_without_adaln(cfg):  # forgets the per-sample adaLN linears
+    return flops_per_forward(cfg) - cfg.depth * 6 * cfg.hidden_size ** 2 / 1e9
 
 
 @pytest.mark.parametrize("name, wrong, says", [
-    ("patchify", patchify_channels_first, "wrong order"),
-    ("patchify", patchify_space_first, "row-major"),
-    ("patchify", lambda x, pt, p: x.flatten(2), "expected (B, L"),
+    ("unpatchify", unpatchify_channels_first, "wrong place"),
+    ("unpatchify", unpatchify_reshape, "wrong place"),
+    ("unpatchify", lambda tokens, grid, pt, p: tokens, "expected (B, C, T, H, W)"),
+    ("unpatchify", lambda tokens, grid, pt, p: 0 * solution("unpatchify")(tokens, grid, pt, p), "never changes"),
     ("sincos_3d", sincos_thirds, "D/4"),
     ("sincos_3d", sincos_space_swapped, "row h"),
-    ("adaln_zero_block", block_without_gates, "unchanged"),
-    ("adaln_zero_block", block_wrong_chunk_order, "shift, scale, gate"),
+    ("dit_gflops", gflops_without_attention, "attention products"),
+    ("dit_gflops", gflops_without_adaln, "adaLN"),
+    ("dit_gflops", lambda cfg: 2 * flops_per_forward(cfg), "multiply-add as one flop"),
+    ("dit_gflops", lambda cfg: "many", "expected a number"),
 ])
 def test_wrong_answers_fail_with_a_message(name, wrong, says) -> None:
     result = check(name, wrong)

@@ -34,6 +34,9 @@ def results_dir(profile: str | None = None) -> Path:
 
 
 def git_commit() -> str | None:
+    """The commit of the code that ran: ``$VGCOURSE_COMMIT`` (set where the tree travels without .git) or git's."""
+    if os.environ.get("VGCOURSE_COMMIT"):
+        return os.environ["VGCOURSE_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, timeout=5)

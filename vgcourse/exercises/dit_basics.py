@@ -1,12 +1,12 @@
-"""Exercises on the Diffusion Transformer: spacetime patches, 3D sin-cos positions, and an adaLN-Zero block."""
+"""Exercises on the Diffusion Transformer: putting tubelets back together, 3D sin-cos positions, and counting Gflops."""
 
 from __future__ import annotations
 
 import torch
 from einops import rearrange
-from torch import nn
 
-from vgcourse.dit import DiTBlock, modulate, patchify, sincos_1d, sincos_3d
+from vgcourse.dit import (PAPER_IMAGENET_256, DiT_S_8, DiT_XL_2, DiTConfig, flops_per_forward, patchify, sincos_1d,
+                          sincos_3d)
 from vgcourse.exercises import Wrong, exercise
 
 
@@ -14,30 +14,32 @@ def _shape(x: object) -> object:
     return tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
 
 
-# ---- 1. spacetime patchify ----------------------------------------------------------------------------------
-def patchify_solution(x: torch.Tensor, pt: int, p: int) -> torch.Tensor:
-    """(B, C, T, H, W) -> (B, L, pt·p·p·C): one row per pt×p×p tubelet, tubelets in row-major (t, h, w) order,
-    each flattened in (pt, p, p, C) order."""
-    return rearrange(x, "b c (nt pt) (nh ph) (nw pw) -> b (nt nh nw) (pt ph pw c)", pt=pt, ph=p, pw=p)
+# ---- 1. unpatchify -----------------------------------------------------------------------------------------
+def unpatchify_solution(tokens: torch.Tensor, grid: tuple[int, int, int], pt: int, p: int) -> torch.Tensor:
+    """(B, L, pt·p·p·C) tokens over a (T', H', W') grid -> the video (B, C, T'·pt, H'·p, W'·p) they tile."""
+    t, h, w = grid
+    return rearrange(tokens, "b (nt nh nw) (pt ph pw c) -> b c (nt pt) (nh ph) (nw pw)", nt=t, nh=h, nw=w,
+                     pt=pt, ph=p, pw=p)
 
 
-@exercise("patchify", "Cut a video (B, C, T, H, W) into pt×p×p tubelets: (B, L, pt·p·p·C), tubelets in (t, h, w) "
-          "order, each flattened as (pt, p, p, C).", patchify_solution)
-def check_patchify(answer) -> None:
+@exercise("unpatchify", "Put the DiT's output tokens (B, L, pt·p·p·C) back together into a video (B, C, T, H, W): "
+          "tokens come in row-major (t, h, w) order over the grid (T', H', W'), each flattened as (pt, p, p, C).",
+          unpatchify_solution)
+def check_unpatchify(answer) -> None:
     g = torch.Generator().manual_seed(0)
     for shape, pt, p in [((2, 3, 4, 8, 8), 2, 4), ((1, 1, 6, 6, 12), 3, 2), ((2, 4, 1, 4, 4), 1, 2)]:
         x = torch.randn(shape, generator=g)
-        out = answer(x.clone(), pt, p)
-        want = patchify(x, pt, p)
-        if not isinstance(out, torch.Tensor) or out.shape != want.shape:
-            raise Wrong(f"for x of shape {shape}, pt={pt}, p={p}: expected (B, L, pt·p·p·C) = {tuple(want.shape)}, "
-                        f"got {_shape(out)}")
-        if not torch.equal(out, want):
-            same_rows = torch.equal(out.sort(-1).values, want.sort(-1).values)
-            hint = ("each token holds the right values in the wrong order: flatten a tubelet as (pt, p, p, C), "
-                    "channels last" if same_rows else
-                    "the tokens hold the wrong pixels or come in the wrong order: tokens are row-major over (t, h, w)")
-            raise Wrong(f"for x of shape {shape}, pt={pt}, p={p}: {hint}")
+        grid = (shape[2] // pt, shape[3] // p, shape[4] // p)
+        out = answer(patchify(x, pt, p), grid, pt, p)
+        if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+            raise Wrong(f"for a video of shape {shape} cut with pt={pt}, p={p} (grid {grid}): expected (B, C, T, H, W) "
+                        f"= {shape}, got {_shape(out)}")
+        if not torch.equal(out, x):
+            same_pixels = torch.equal(out.flatten().sort().values, x.flatten().sort().values)
+            hint = ("every value is there but in the wrong place: a token is flattened as (pt, p, p, C), channels "
+                    "last, and tokens run over (t, h, w) with w fastest" if same_pixels else
+                    "the values differ from the video's: unpatchify only moves values, it never changes them")
+            raise Wrong(f"unpatchify(patchify(x)) is not x for shape {shape}, pt={pt}, p={p}: {hint}")
 
 
 # ---- 2. 3D sin-cos positions ----------------------------------------------------------------------------------
@@ -69,41 +71,46 @@ def check_sincos_3d(answer) -> None:
                     "row h and the last 3D/8 the column w")
 
 
-# ---- 3. an adaLN-Zero block ----------------------------------------------------------------------------------
-def adaln_zero_block_solution(block: DiTBlock, x: torch.Tensor, c: torch.Tensor,
-                              grid: tuple[int, int, int]) -> torch.Tensor:
-    """One DiT block with adaLN-Zero, from its parts: block.adaLN_modulation, norm1, attn, norm2, mlp.
-
-    Inputs: x (B, L, D) tokens; c (B, D) conditioning; grid (T', H', W'). Returns (B, L, D).
-    """
-    shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = block.adaLN_modulation(c).chunk(6, dim=1)  # 6×(B, D)
-    x = x + gate_a[:, None] * block.attn(modulate(block.norm1(x), shift_a, scale_a), grid)  # (B, L, D)
-    return x + gate_m[:, None] * block.mlp(modulate(block.norm2(x), shift_m, scale_m))  # (B, L, D)
+# ---- 3. the paper's Gflops ---------------------------------------------------------------------------------
+def dit_gflops_solution(cfg: DiTConfig) -> float:
+    """Forward Gflops of a full-attention DiT for one sample, one multiply-add = one flop (Peebles & Xie 2023, §4)."""
+    return sum(_gflops_parts(cfg).values())
 
 
-@exercise("adaln_zero_block", "Write the forward of a DiT block with adaLN-Zero: the conditioning c gives six "
-          "(B, D) vectors (shift, scale, gate for attention, then for the MLP); each branch sees "
-          "norm(x)·(1 + scale) + shift and is added to x multiplied by its gate.", adaln_zero_block_solution)
-def check_adaln_zero_block(answer) -> None:
-    torch.manual_seed(0)
-    block = DiTBlock(32, 4).eval()
-    grid = (2, 2, 3)
-    x, c = torch.randn(2, 12, 32), torch.randn(2, 32)
-    with torch.no_grad():
-        nn.init.zeros_(block.adaLN_modulation[-1].weight)
-        nn.init.zeros_(block.adaLN_modulation[-1].bias)
-        out = answer(block, x.clone(), c.clone(), grid)
-        if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-            raise Wrong(f"expected (B, L, D) = {tuple(x.shape)}, got {_shape(out)}")
-        if not torch.allclose(out, x, atol=1e-6):
-            raise Wrong("with the modulation zeroed (adaLN-Zero's initialisation) every gate is 0, so the block must "
-                        "return x unchanged")
-        for p in block.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-        out = answer(block, x.clone(), c.clone(), grid)
-        want = block(x, c, grid)
-    if not torch.allclose(out, want, atol=1e-5):
-        raise Wrong(f"with non-zero modulation the output differs from DiTBlock by up to "
-                    f"{(out - want).abs().max().item():.3g}: the chunks come in the order shift, scale, gate "
-                    "(attention) then shift, scale, gate (MLP); modulate is x·(1 + scale) + shift; the MLP branch "
-                    "sees the x updated by the attention branch")
+def _gflops_parts(cfg: DiTConfig) -> dict[str, float]:
+    d, (t, h, w) = cfg.hidden_size, cfg.grid
+    tokens, volume, mlp = t * h * w, cfg.temporal_patch * cfg.patch_size ** 2, int(cfg.hidden_size * cfg.mlp_ratio)
+    return {"the tubelet embedding (L·(pt·p·p·C)·D)": tokens * cfg.in_channels * volume * d / 1e9,
+            "the timestep MLP (256·D + D·D)": (256 * d + d * d) / 1e9,
+            "the qkv and output projections (4·L·D² per block)": cfg.depth * 4 * tokens * d * d / 1e9,
+            "the MLPs (2·L·D·4D per block)": cfg.depth * 2 * tokens * d * mlp / 1e9,
+            "the attention products Q·Kᵀ and A·V (2·L²·D per block)": cfg.depth * 2 * tokens ** 2 * d / 1e9,
+            "the adaLN linears (D·6D per block, once per sample)": cfg.depth * 6 * d * d / 1e9,
+            "the final layer (D·2D + L·D·pt·p·p·C_out)": (2 * d * d + tokens * d * volume * cfg.out_channels) / 1e9}
+
+
+@exercise("dit_gflops", "Count the forward Gflops of a DiT config (full attention, one sample) as the paper does: "
+          "one multiply-add = one flop; count every matrix product (tubelet embedding, timestep MLP, qkv, output "
+          "projection, attention products, MLP, adaLN linears, final layer); leave out norms, activations, softmax.",
+          dit_gflops_solution)
+def check_dit_gflops(answer) -> None:
+    configs = {"DiT-XL/2 at ImageNet 256": DiT_XL_2(**PAPER_IMAGENET_256),
+               "DiT-S/8 at ImageNet 256": DiT_S_8(**PAPER_IMAGENET_256),
+               "a video DiT (32×32×16 pixels, tubelets 2×4×4)": DiTConfig(
+                   input_size=32, frames=16, in_channels=1, num_classes=0, depth=8, hidden_size=384, num_heads=6,
+                   patch_size=4, temporal_patch=2)}
+    for name, cfg in configs.items():
+        got = answer(cfg)
+        if not isinstance(got, (int, float)) and not (isinstance(got, torch.Tensor) and got.numel() == 1):
+            raise Wrong(f"expected a number of Gflops, got {type(got).__name__}")
+        got, want = float(got), flops_per_forward(cfg)
+        if abs(got - want) <= 2e-4 * want:
+            continue
+        parts = _gflops_parts(cfg)
+        missing = [k for k, v in parts.items() if abs((want - got) - v) <= 0.01 * v + 1e-9]
+        doubled = [k for k, v in parts.items() if abs((got - want) - v) <= 0.01 * v + 1e-9]
+        hint = (f"the difference is exactly {missing[0]}: did you leave it out?" if missing else
+                f"the difference is exactly {doubled[0]}: counted twice?" if doubled else
+                "2× too many? the paper counts a multiply-add as one flop" if abs(got / want - 2) < 0.01 else
+                "count each part: " + "; ".join(parts))
+        raise Wrong(f"{name}: got {got:.4g} Gflops, expected {want:.4g}; {hint}")
