@@ -88,3 +88,33 @@ def load(chapter: str, directory: str | Path | None = None) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no results for {chapter!r} at {path}; run `python -m vgcourse build {chapter}`")
     return json.loads(path.read_text())
+
+
+HEADLINE_KEYS = ("fd", "frame_quality", "identity_consistency", "motion_consistency", "attribute_accuracy",
+                 "bits_per_dim", "psnr", "mfu", "samples_per_s")
+
+
+def headline(payload: dict[str, Any]) -> dict[str, Any]:
+    """The numbers a chapter leads with: its ``headline`` entry, else the top-level metrics named above."""
+    metrics = payload.get("metrics", {})
+    if isinstance(metrics.get("headline"), dict):
+        return metrics["headline"]
+    return {k: v for k, v in metrics.items() if k in HEADLINE_KEYS and isinstance(v, (int, float))}
+
+
+def markdown_table(directory: str | Path | None = None) -> str:
+    """The README's results table, built from the committed results files (never typed in)."""
+    directory = Path(directory or COMMITTED)
+    rows = ["| chapter | headline (course metrics on generated samples) | device | profile | wall time |",
+            "|---|---|---|---|---|"]
+    for path in sorted(directory.glob("*.json")):
+        payload = json.loads(path.read_text())
+        numbers = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in headline(payload).items())
+        wall = payload.get("wall_time_s")
+        rows.append(f"| {payload['chapter']} | {numbers or '—'} | {payload['device']} | {payload['profile']} | "
+                    f"{'—' if wall is None else f'{wall / 60:.1f} min'} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
