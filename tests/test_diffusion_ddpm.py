@@ -9,15 +9,6 @@ from vgcourse.diffusion import (SamplingResult, cosine_schedule, ddim_sample, dd
                                 diffusion_loss, guided_eps, linear_schedule)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster, and far faster on a shared, busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def oracle(schedule, points: torch.Tensor):
     """The exact ε-model for data that is a uniform mixture of the given points (P, C, T, H, W)."""
     abar = schedule.alphas_cumprod.double()

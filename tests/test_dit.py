@@ -13,15 +13,6 @@ from vgcourse.dit import (DIT_CONFIGS, PAPER_GFLOPS, PAPER_IMAGENET_256, PAPER_P
 VIDEO = dict(input_size=16, frames=8, in_channels=4, temporal_patch=2, num_classes=10, depth=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread on the shared 2-core test machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def perturbed(model: DiT, seed: int = 0) -> DiT:
     """Give every parameter (the zero-initialised ones included) small random values."""
     g = torch.Generator().manual_seed(seed)

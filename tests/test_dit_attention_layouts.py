@@ -11,15 +11,6 @@ from vgcourse.dit import (DiT, DiT_Tiny, attend, attention_flops, full_attention
 from vgcourse.nn.attention import attention
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread on the shared 2-core test machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def qkv(grid: tuple[int, int, int], b: int = 2, heads: int = 2, d: int = 8, seed: int = 0) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     n = grid[0] * grid[1] * grid[2]

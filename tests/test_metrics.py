@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from vgcourse.data import BouncingBalls, CaptionedShapes, MovingDigits
-from vgcourse.metrics import (Evaluator, add_noise, attribute_accuracy, blur, bits_per_dim, calibration_table,
-                              codebook_usage, count_objects, evaluate, freeze_frames, frechet_distance,
-                              frechet_distance_features, motion_stats, psnr, shuffle_frames, ssim, track_centroids)
+from vgcourse.metrics import (Evaluator, add_noise, attribute_accuracy, bits_per_dim, calibration_table,
+                              codebook_usage, count_objects, evaluate, frechet_distance,
+                              frechet_distance_features, motion_stats, psnr, ssim, track_centroids)
 from vgcourse.metrics.train_probes import probe_accuracy
 
 

@@ -1,6 +1,5 @@
 """The training loop: resume equals an uninterrupted run, NaN stops, EMA, two-optimizer steps, FLOPs, checkpoints."""
 
-import json
 
 import pytest
 import torch

@@ -10,15 +10,6 @@ from vgcourse.diffusion.unet import TemporalAttention
 from vgcourse.nn.attention import attention
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster, and far faster on a shared, busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def randomised(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Give the zero-initialised tensors (output conv, residual branches, position table) random values."""
     g = torch.Generator().manual_seed(seed)

@@ -12,7 +12,6 @@ resume (model, optimizers, EMA, step, RNG, config), wall time, samples/s, and FL
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
