@@ -115,3 +115,18 @@ def test_errors_for_bad_t():
         VESDE().marginal_prob(x, torch.ones(4, dtype=torch.long))
     with pytest.raises(TypeError, match=r"expected t to be a float tensor of shape \(4,\), got float"):
         SubVPSDE().sde(x, 0.5)
+
+
+@pytest.mark.parametrize("N", [2, 5, 10, 1000])
+def test_vp_discretize_stays_a_valid_chain_for_any_step_count(N: int):
+    # β(t) dt passes 1 below 20 steps (β_max = 20): sqrt(1 - β_i) was NaN, and reverse diffusion with it. With
+    # β_i = 1 - ᾱ(t)/ᾱ(t - dt) every β_i is in (0, 1) and the chain's ∏ (1 - β_i) is the marginal's ᾱ(1) exactly.
+    sde = VPSDE()
+    t = torch.arange(1, N + 1, dtype=torch.float64) / N
+    f, G = sde.discretize(torch.ones(N, 1, dtype=torch.float64), t, 1.0 / N)
+    beta_i = G ** 2
+    assert ((beta_i > 0) & (beta_i < 1)).all()
+    torch.testing.assert_close(f[:, 0], torch.sqrt(1 - beta_i) - 1)                 # f_i = (sqrt(1 - β_i) - 1) x
+    torch.testing.assert_close(torch.prod(1 - beta_i), sde.alpha_bar(torch.tensor([1.0], dtype=torch.float64))[0])
+    if N == 1000:  # the paper's β_i = β(t) dt, up to O(dt²)
+        assert (beta_i - sde.beta(t) / N).abs().max() < (sde.beta_max / N) ** 2

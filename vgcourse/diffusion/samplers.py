@@ -68,14 +68,18 @@ def langevin_step(sde: SDE, score_fn: ScoreFn, x: torch.Tensor, t: torch.Tensor,
                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of Langevin MCMC at fixed t with step ε = 2 α (r ||z|| / ||s||)² (Song et al. 2021, Alg. 4-5).
 
-    r = snr; α = 1 - β(t) dt for the VP and sub-VP SDEs (Alg. 5), α = 1 for the VE SDE (Alg. 4). The norms are
+    r = snr; α = 1 - β_i = ᾱ(t) / ᾱ(t - dt) for the VP and sub-VP SDEs (Alg. 5; ≈ 1 - β(t) dt, but never below 0
+    for coarse steps), α = 1 for the VE SDE (Alg. 4). The norms are
     per-sample norms averaged over the batch (as in the authors' code): per-sample ratios are heavy-tailed in low
     dimension, where ||s|| can be near 0. x_mean = x + ε s(x, t), x = x_mean + sqrt(2ε) z.
     Inputs: x (B, ...), t (B,). Returns (x, x_mean).
     """
     score = score_fn(x, t)
     z = _noise(x, generator)
-    alpha = 1 - sde.beta(t) * dt if isinstance(sde, (VPSDE, SubVPSDE)) else torch.ones_like(t)  # (B,)
+    if isinstance(sde, (VPSDE, SubVPSDE)):  # α_i = 1 - β_i of the VP chain (VPSDE.discretize), (B,)
+        alpha = torch.exp(2 * (sde.log_mean_coeff(t) - sde.log_mean_coeff((t - dt).clamp(min=0.0))))
+    else:
+        alpha = torch.ones_like(t)
     grad_norm = score.flatten(1).norm(dim=1).mean().clamp_min(1e-12)
     noise_norm = z.flatten(1).norm(dim=1).mean()
     step = 2 * alpha * (snr * noise_norm / grad_norm) ** 2  # Alg. 4, 5: ε_i, (B,)

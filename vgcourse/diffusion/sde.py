@@ -166,12 +166,15 @@ class VPSDE(_LinearBetaSDE):
         return mean, std
 
     def discretize(self, x: torch.Tensor, t: torch.Tensor, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """DDPM's step x_{i+1} = sqrt(1 - β_i) x_i + sqrt(β_i) z with β_i = β(t) dt.
+        """DDPM's step x_{i+1} = sqrt(1 - β_i) x_i + sqrt(β_i) z with β_i = 1 - ᾱ(t) / ᾱ(t - dt).
 
-        Ho et al. 2020, eq. (2); Song et al. 2021, eq. (10). Inputs: x (B, ...), t (B,).
+        Ho et al. 2020, eq. (2); Song et al. 2021, eq. (10). β_i = β(t) dt + O(dt²) as in the paper, but it stays
+        in (0, 1) for any step count (β(t) dt exceeds 1 below 20 steps, and sqrt(1 - β_i) would be NaN), and the
+        chain's marginals equal the SDE's at every step. Inputs: x (B, ...), t (B,).
         """
         check_time(t, x, self.T)
-        beta_i = self.beta(t) * dt
+        # 1 - ᾱ(t)/ᾱ(t - dt) = 1 - exp(-∫_{t-dt}^{t} β(s) ds)
+        beta_i = -torch.expm1(2 * (self.log_mean_coeff(t) - self.log_mean_coeff((t - dt).clamp(min=0.0))))
         f = broadcast(torch.sqrt(1 - beta_i) - 1, x) * x
         return f, torch.sqrt(beta_i)
 

@@ -40,6 +40,8 @@ class VideoUNetConfig:
     dropout: float = 0.0
     num_classes: int | None = None  # label conditioning; index num_classes is the null label for CFG
     class_dropout: float = 0.1  # training only: replace a label by the null label with this probability
+    cond_dim: int | None = None  # a continuous conditioning vector (B, cond_dim), projected and added to the t embedding
+    cond_channels: int = 0  # extra input channels (B, cond_channels, T, H, W) concatenated with x (not predicted)
     image_size: int = 32
     frames: int = 16  # relative positions are learned for offsets -(frames-1)..(frames-1)
     norm_groups: int = 32
@@ -184,6 +186,9 @@ class VideoUNet(nn.Module):
         cond: (B,) long labels in [0, num_classes], num_classes being the null label; None = all null.
         temporal_attention: True, False, or (B,) bool. Where False, each frame attends only to itself, so
             the frames of that sample are independent images (joint image + video training, Ho 2022 §3).
+        context: (B, cond_dim) conditioning vector (e.g. a caption embedding), with ``cond_dim`` set; None = 0.
+        concat: (B, cond_channels, T, H, W) conditioning frames concatenated with x along channels (e.g. a
+            given first frame, masks), with ``cond_channels`` > 0; None = zeros.
     Returns:
         eps: (B, out_channels, T, H, W), in x's dtype.
     """
@@ -195,7 +200,9 @@ class VideoUNet(nn.Module):
         emb_dim = 4 * ch
         self.time_embed = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.label_embed = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
-        self.input_conv = nn.Conv2d(cfg.in_channels, ch, 3, padding=1)  # the 1×3×3 conv of Ho 2022, per frame
+        self.context_embed = nn.Linear(cfg.cond_dim, emb_dim) if cfg.cond_dim else None
+        # the 1×3×3 conv of Ho 2022, per frame; conditioning frames enter here, concatenated with x
+        self.input_conv = nn.Conv2d(cfg.in_channels + cfg.cond_channels, ch, 3, padding=1)
 
         def block(c_in: int, c_out: int, side: int) -> SpaceTimeBlock:
             return SpaceTimeBlock(c_in, c_out, cfg, emb_dim, spatial=side in cfg.attention_resolutions,
@@ -253,9 +260,25 @@ class VideoUNet(nn.Module):
                 raise ValueError(f"expected labels in [0, {cfg.num_classes}] ({cfg.num_classes} = null), "
                                  f"got range [{cond.min().item()}, {cond.max().item()}]")
 
+    def _check_extra(self, x: torch.Tensor, context: torch.Tensor | None, concat: torch.Tensor | None) -> None:
+        cfg, b = self.config, x.shape[0]
+        if context is not None:
+            if self.context_embed is None:
+                raise ValueError("got context, but this VideoUNet has no vector conditioning (cond_dim=None)")
+            if not isinstance(context, torch.Tensor) or context.shape != (b, cfg.cond_dim):
+                got = tuple(context.shape) if isinstance(context, torch.Tensor) else type(context).__name__
+                raise ValueError(f"expected context of shape (B, cond_dim) = ({b}, {cfg.cond_dim}), got {got}")
+        if concat is not None:
+            want = (b, cfg.cond_channels, *x.shape[2:])
+            if not isinstance(concat, torch.Tensor) or tuple(concat.shape) != want or not cfg.cond_channels:
+                got = tuple(concat.shape) if isinstance(concat, torch.Tensor) else type(concat).__name__
+                raise ValueError(f"expected concat of shape (B, cond_channels, T, H, W) = {want}, got {got}")
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
-                temporal_attention: bool | torch.Tensor = True) -> torch.Tensor:
+                temporal_attention: bool | torch.Tensor = True, context: torch.Tensor | None = None,
+                concat: torch.Tensor | None = None) -> torch.Tensor:
         self._check_inputs(x, t, cond)
+        self._check_extra(x, context, concat)
         b, _, frames, _, _ = x.shape
         temporal = temporal_attention
         if isinstance(temporal, torch.Tensor):
@@ -274,7 +297,13 @@ class VideoUNet(nn.Module):
                 drop = torch.rand(b, device=x.device) < self.config.class_dropout
                 labels = torch.where(drop, torch.full_like(labels, null), labels)
             emb = emb + self.label_embed(labels)  # (B, D)
+        if self.context_embed is not None and context is not None:
+            emb = emb + self.context_embed(context.to(emb.dtype))  # (B, D): the vector condition joins t
         emb = repeat(emb, "b d -> (b t) d", t=frames)  # (B·T, D): one copy per frame
+        if self.config.cond_channels:
+            if concat is None:
+                concat = x.new_zeros(b, self.config.cond_channels, *x.shape[2:])  # (B, C_cond, T, H, W)
+            x = torch.cat([x, concat.to(x.dtype)], dim=1)  # (B, C + C_cond, T, H, W)
         h = self.input_conv(rearrange(x, "b c t h w -> (b t) c h w"))  # (B·T, C0, H, W)
         skips = [h]
         for layer in self.down:

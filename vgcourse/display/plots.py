@@ -15,6 +15,28 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 
+def register_inline_figures() -> bool:
+    """Show a returned ``Figure`` as a PNG in IPython, with or without ``%matplotlib inline``.
+
+    The plot functions build plain ``matplotlib.figure.Figure`` objects (no pyplot state, so figures never pile
+    up). IPython draws those only once a PNG formatter is registered for them; a headless kernel (nbclient, nbval)
+    registers none until pyplot is imported, so we register one here. Returns whether IPython was found.
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import print_figure
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    shell.display_formatter.formatters["image/png"].for_type(Figure, lambda fig: print_figure(fig, "png", dpi=90))
+    return True
+
+
+register_inline_figures()
+
+
 def ema(values: Sequence[float], smooth: float) -> np.ndarray:
     """Exponential moving average with bias correction (as TensorBoard's smoothing); smooth in [0, 1).
 

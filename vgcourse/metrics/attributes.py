@@ -62,3 +62,45 @@ def attribute_accuracy(video: torch.Tensor, labels: dict[str, torch.Tensor]) -> 
         all_ok &= ok
     out["attribute_accuracy"] = float(all_ok.float().mean())
     return out
+
+
+PAN_ERROR_RATIO = 0.5  # a shift counts only if it explains the background at least twice as well as no shift
+PAN_MIN_SPEED = 0.5  # px per frame: slower mean background motion reads as a static camera ("none")
+
+
+def detect_pan(video: torch.Tensor, max_shift: int = 3) -> torch.Tensor:
+    """(B, 3, T, H, W) -> camera pan (B,) as indices into :data:`vgcourse.data.shapes.PANS` (0 = none).
+
+    The background (low-saturation pixels) of each frame is compared with the previous frame shifted by every
+    integer (dy, dx) in [-max_shift, max_shift]²; the shift with the least mean squared error on pixels that are
+    background in both frames (the border excluded) is the scene's motion, unless it explains the frames less
+    than twice as well as no shift (a flat or noisy background). The camera moves the other way: its mean
+    velocity over the clip, if at least 0.5 px a frame, names the pan direction nearest to it.
+    """
+    check_video(video, channels=3)
+    if video.shape[2] < 2:
+        raise ValueError(f"detect_pan needs at least 2 frames, got (B, C, T, H, W) = {tuple(video.shape)}")
+    r = int(max_shift)
+    if r < 1 or 2 * r >= min(video.shape[-2:]):
+        raise ValueError(f"expected 1 <= max_shift < H/2, got max_shift={max_shift} for {tuple(video.shape)}")
+    grey = ((video.float() + 1) / 2).mean(1)  # (B, T, H, W)
+    bg = (foreground(video) == 0).float()  # (B, T, H, W)
+    prev, nxt, bg_prev, bg_next = grey[:, :-1], grey[:, 1:], bg[:, :-1], bg[:, 1:]  # (B, T-1, H, W) each
+    inner = (slice(None), slice(None), slice(r, -r), slice(r, -r))
+    shifts = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+    errors = []
+    for dy, dx in shifts:  # the previous frame moved by (dy, dx) should be the next frame
+        moved = torch.roll(prev, (dy, dx), dims=(-2, -1))
+        valid = (torch.roll(bg_prev, (dy, dx), dims=(-2, -1)) * bg_next)[inner]
+        sq = ((moved - nxt) ** 2)[inner]
+        errors.append((sq * valid).sum((-1, -2)) / valid.sum((-1, -2)).clamp(min=1))  # (B, T-1)
+    errors = torch.stack(errors, -1)  # (B, T-1, S)
+    best = errors.argmin(-1)  # (B, T-1)
+    zero = shifts.index((0, 0))
+    best_err = errors.gather(-1, best[..., None])[..., 0]
+    moving = best_err < PAN_ERROR_RATIO * errors[..., zero]  # (B, T-1): a real shift, not noise
+    table = torch.tensor(shifts, dtype=torch.float32, device=video.device)  # (S, 2) as (dy, dx)
+    scene = torch.where(moving[..., None], table[best], 0.0).mean(1)  # (B, 2) mean scene motion per frame
+    camera = -scene  # the camera moves against the scene
+    direction = (camera @ DIRECTION_VECTORS.to(video.device).T).argmax(-1) + 1  # (B,) in 1..4
+    return torch.where(camera.norm(dim=-1) >= PAN_MIN_SPEED, direction, torch.zeros_like(direction))
