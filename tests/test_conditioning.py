@@ -4,7 +4,7 @@ the U-Net's vector and channel conditioning, mask IoU, diversity, and the camera
 import pytest
 import torch
 
-from vgcourse.data import CaptionedShapes, caption, tokenize
+from vgcourse.data import CaptionedShapes, VideoBatch, caption, tokenize
 from vgcourse.data.shapes import COLOUR_RGB, DIRECTION_VECTORS, PANS
 from vgcourse.diffusion import VideoUNet, guided_eps, video_unet_tiny
 from vgcourse.diffusion.conditioning import (CONDITIONS, CaptionEncoder, ConditionalDenoiser,
@@ -52,6 +52,10 @@ def test_conditions_from_batch_reads_every_condition(batch):
     assert torch.equal(cond.direction, batch.labels["direction"][:, 0])
     assert torch.equal(cond.camera, batch.labels["pan"]) and (cond.camera > 0).all()
     assert all(cond.is_given(n).all() for n in CONDITIONS)
+    two = CaptionedShapes(16, 6, objects=2, camera_pan=True).batch(3, seed=1)  # captions of two objects and a pan
+    assert torch.equal(conditions_from_batch(two).caption, tokenize(object_captions(two.labels)))
+    no_text = VideoBatch(batch.video, batch.labels)  # no caption strings: built from the labels
+    assert torch.equal(conditions_from_batch(no_text).caption, cond.caption)
 
 
 def test_conditions_given_only_select_and_errors(batch):
@@ -84,6 +88,13 @@ def test_drop_conditions_is_seeded_and_has_the_stated_rates():
     assert abs(none - (0.1 + 0.9 / 32)) < 0.03
     for row in given.float().mean(1):
         assert abs(row.item() - 0.9 * 0.5) < 0.04
+    per = dict(caption=0.3, first_frame=0.6, structure=0.6, brush=0.5, camera=0.0)
+    c = torch.stack([drop_conditions(cond, 0.1, per, torch.Generator().manual_seed(1)).is_given(k)
+                     for k in CONDITIONS]).float().mean(1)
+    for rate, name in zip(c, CONDITIONS):
+        assert abs(rate.item() - 0.9 * (1 - per[name])) < 0.04, name
+    with pytest.raises(ValueError, match="each of"):
+        drop_conditions(cond, 0.1, dict(caption=0.3))
     assert not torch.stack([drop_conditions(cond, 1.0, 0.0).is_given(k) for k in CONDITIONS]).any()
     assert torch.stack([drop_conditions(cond, 0.0, 0.0).is_given(k) for k in CONDITIONS]).all()
     # a condition that is not there stays not given

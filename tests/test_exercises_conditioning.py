@@ -51,7 +51,8 @@ def test_mask_iou_wrong_answers_fail_with_a_hint(wrong, hint):
 
 def test_mask_iou_solution_is_the_package_function():
     g = torch.Generator().manual_seed(0)
-    a, b = (torch.rand(4, 1, 3, 8, 8, generator=g) > 0.5).float(), (torch.rand(4, 1, 3, 8, 8, generator=g) > 0.5).float()
+    a = (torch.rand(4, 1, 3, 8, 8, generator=g) > 0.5).float()
+    b = (torch.rand(4, 1, 3, 8, 8, generator=g) > 0.5).float()
     torch.testing.assert_close(solution("mask_iou")(a, b), mask_iou(a, b))
 
 

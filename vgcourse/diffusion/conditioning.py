@@ -176,27 +176,32 @@ def conditions_from_batch(batch: VideoBatch) -> Conditions:
     check_video(video, "batch.video", channels=3)
     masks = structure_masks(video)  # (B, 1, T, H, W)
     direction = batch.labels["direction"]
-    return Conditions(caption=tokenize(object_captions(batch.labels)).to(video.device),
+    # the first object's clause of each caption string (no device sync), else built from the labels
+    texts = [c.split(" and ")[0] for c in batch.captions] if batch.captions else object_captions(batch.labels)
+    return Conditions(caption=tokenize(texts).to(video.device),
                       first_frame=video[:, :, 0], structure=masks, region=masks[:, 0, 0] > 0,
                       direction=(direction[:, 0] if direction.ndim == 2 else direction).long(),
                       camera=batch.labels["pan"].long())
 
 
-def drop_conditions(cond: Conditions, p_uncond: float = 0.1, p_drop: float = 0.5,
+def drop_conditions(cond: Conditions, p_uncond: float = 0.1, p_drop: float | dict[str, float] = 0.5,
                     generator: torch.Generator | None = None) -> Conditions:
     """Multi-task training with classifier-free guidance: forget conditions at random, per clip.
 
     A fraction ``p_uncond`` of the clips loses every condition (the unconditional model CFG needs, Ho & Salimans
-    2022, §3.2); every other clip drops each condition independently with probability ``p_drop``, so that every
-    combination (caption only, first frame only, structure + caption, ...) is trained. ``generator`` must live on
-    the conditions' device.
+    2022, §3.2); every other clip drops each condition independently with probability ``p_drop`` (one number, or
+    one per condition name), so that every combination (caption only, first frame only, structure + caption, ...)
+    is trained. ``generator`` must live on the conditions' device.
     """
-    if not (0 <= p_uncond <= 1 and 0 <= p_drop <= 1):
-        raise ValueError(f"expected probabilities in [0, 1], got p_uncond={p_uncond}, p_drop={p_drop}")
+    probs = p_drop if isinstance(p_drop, dict) else {n: p_drop for n in CONDITIONS}
+    if set(probs) != set(CONDITIONS):
+        raise ValueError(f"expected a drop probability for each of {CONDITIONS}, got {sorted(probs)}")
+    if not (0 <= p_uncond <= 1 and all(0 <= v <= 1 for v in probs.values())):
+        raise ValueError(f"expected probabilities in [0, 1], got p_uncond={p_uncond}, p_drop={probs}")
     b, device = cond.batch_size, cond.device
     uncond = torch.rand(b, device=device, generator=generator) < p_uncond  # (B,)
-    keep = torch.rand(len(CONDITIONS), b, device=device, generator=generator) >= p_drop  # (5, B)
-    given = {n: cond.is_given(n) & keep[i] & ~uncond for i, n in enumerate(CONDITIONS)}
+    draws = torch.rand(len(CONDITIONS), b, device=device, generator=generator)  # (5, B)
+    given = {n: cond.is_given(n) & (draws[i] >= probs[n]) & ~uncond for i, n in enumerate(CONDITIONS)}
     return replace(cond, given=given)
 
 

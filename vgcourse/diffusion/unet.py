@@ -40,7 +40,7 @@ class VideoUNetConfig:
     dropout: float = 0.0
     num_classes: int | None = None  # label conditioning; index num_classes is the null label for CFG
     class_dropout: float = 0.1  # training only: replace a label by the null label with this probability
-    cond_dim: int | None = None  # a continuous conditioning vector (B, cond_dim), projected and added to the t embedding
+    cond_dim: int | None = None  # a conditioning vector (B, cond_dim), projected and added to the t embedding
     cond_channels: int = 0  # extra input channels (B, cond_channels, T, H, W) concatenated with x (not predicted)
     image_size: int = 32
     frames: int = 16  # relative positions are learned for offsets -(frames-1)..(frames-1)

@@ -81,13 +81,14 @@ def check_caption_pool(answer) -> None:
 # ---- 3. guidance on two conditions ---------------------------------------------------------------------------------
 def two_condition_guidance_solution(eps_none: torch.Tensor, eps_image: torch.Tensor, eps_both: torch.Tensor,
                                     s_image: float, s_text: float) -> torch.Tensor:
-    """ε̃ = ε(∅, ∅) + s_I (ε(c_I, ∅) − ε(∅, ∅)) + s_T (ε(c_I, c_T) − ε(c_I, ∅)) (Brooks et al. 2023, eq. (3))."""
+    """ε̃ = ε(∅, ∅) + s_I (ε(c_I, ∅) − ε(∅, ∅)) + s_T (ε(c_I, c_T) − ε(c_I, ∅)), Brooks et al. 2023, eq. (3)."""
     return eps_none + s_image * (eps_image - eps_none) + s_text * (eps_both - eps_image)
 
 
 @exercise("two_condition_guidance", "Classifier-free guidance with two conditions, an image c_I (e.g. the first "
           "frame or the structure) and a text c_T, each with its own scale (InstructPix2Pix, Brooks et al. 2023, "
-          "eq. (3)), from the three predictions ε(∅, ∅), ε(c_I, ∅) and ε(c_I, c_T).", two_condition_guidance_solution)
+          "eq. (3)), from the three predictions ε(∅, ∅), ε(c_I, ∅) and ε(c_I, c_T).",
+          two_condition_guidance_solution)
 def check_two_condition_guidance(answer) -> None:
     g = torch.Generator().manual_seed(1)
     e0, ei, eb = (torch.randn(2, 3, 4, 4, 4, generator=g) for _ in range(3))
@@ -99,7 +100,8 @@ def check_two_condition_guidance(answer) -> None:
         if torch.allclose(out, want, atol=1e-5):
             continue
         if torch.allclose(out, two_condition_guidance_solution(e0, ei, eb, s_t, s_i), atol=1e-5):
-            raise Wrong("the scales are swapped: s_image multiplies ε(c_I, ∅) − ε(∅, ∅), s_text ε(c_I, c_T) − ε(c_I, ∅)")
+            raise Wrong("the scales are swapped: s_image multiplies ε(c_I, ∅) − ε(∅, ∅), "
+                        "s_text ε(c_I, c_T) − ε(c_I, ∅)")
         if torch.allclose(out, e0 + s_t * (eb - e0), atol=1e-5):
             raise Wrong("that is one-condition guidance towards (c_I, c_T) with s_text; the image term needs "
                         "its own scale")
