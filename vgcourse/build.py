@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -52,18 +53,29 @@ def execute(path: Path, out_dir: Path, profile: str, timeout: int) -> float:
                             on_cell_complete=lambda cell, cell_index: bar.update(1))
     target = out_dir / path.name
     started = time.time()
+    # A time limit (`timeout`, a batch system) sends SIGTERM: turn it into KeyboardInterrupt so that the partial
+    # notebook, with nbclient's per-cell timings in each cell's metadata, is still written for inspection.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         client.execute()
-    except CellExecutionError as err:
+    except BaseException as err:  # a failing cell, or a stop (nbclient's clean-up may re-raise it as another error)
         bar.close()
         nbformat.write(nb, target)
-        raise SystemExit(f"\n{path.name} failed in the {profile} profile; partial notebook saved to {target}\n{err}")
+        reason = "failed" if isinstance(err, CellExecutionError) else "was stopped"
+        raise SystemExit(f"\n{path.name} {reason} in the {profile} profile after {time.time() - started:.0f} s; "
+                         f"partial notebook saved to {target}\n{err}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     bar.close()
     nbformat.write(nb, target)
     size = target.stat().st_size
     if size > MAX_NOTEBOOK_BYTES:
         print(f"warning: {target.name} is {size / 1e6:.1f} MB; keep notebooks under 2 MB (fewer, smaller videos)")
     return time.time() - started
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:

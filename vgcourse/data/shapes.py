@@ -129,9 +129,13 @@ class CaptionedShapes(VideoDataset):
             return torch.zeros(b, 3, t, s, s, device=device)
         tex = F.interpolate(params["_texture"].to(device), size=(s, s), mode="bilinear", align_corners=False)
         tex = (0.1 + 0.3 * tex).expand(b, 3, s, s)  # dim grey, low saturation
-        vec = torch.cat([torch.zeros(1, 2), DIRECTION_VECTORS]).to(device)[params["pan"].to(device)]  # (B, 2)
-        frames = []
-        for i in range(t):  # the camera moves by `speed` px a frame, so the scene slides the other way
-            shift = (-vec * self.speed * i).round().long()
-            frames.append(torch.stack([torch.roll(tex[j], tuple(shift[j].tolist()), dims=(1, 2)) for j in range(b)]))
-        return torch.stack(frames, 2)  # (B, 3, T, S, S)
+        vec = torch.cat([torch.zeros(1, 2), DIRECTION_VECTORS])[params["pan"]]  # (B, 2), on the CPU
+        # the camera moves by `speed` px a frame, so the scene slides the other way: a periodic shift (torch.roll)
+        steps = torch.arange(t, dtype=torch.float32).view(1, t, 1)
+        shift = (-vec[:, None, :] * self.speed * steps).round().long().to(device)  # (B, T, 2)
+        grid = torch.arange(s, device=device).view(1, 1, s)
+        rows = (grid - shift[..., 0:1]) % s  # (B, T, S): source row of each output row
+        cols = (grid - shift[..., 1:2]) % s  # (B, T, S)
+        bi = torch.arange(b, device=device).view(b, 1, 1, 1)
+        frames = tex[bi, :, rows[..., :, None], cols[..., None, :]]  # (B, T, S, S, 3)
+        return frames.permute(0, 4, 1, 2, 3)  # (B, 3, T, S, S)
