@@ -1,4 +1,5 @@
 import json
+import sys
 
 import nbformat
 import pytest
@@ -99,3 +100,32 @@ def test_cli_usage_and_pytest_exit_5(monkeypatch):
     assert cli.main(["frobnicate"]) == 2
     monkeypatch.setattr(cli.subprocess, "run", lambda *a, **k: type("R", (), {"returncode": 5})())
     assert cli.test(["--unit"]) == 1
+
+
+def test_build_keeps_the_partial_notebook_when_stopped(tmp_path):
+    """A time limit sends SIGTERM: the build must still write what ran, so a GPU run that overran can be read."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    marker = tmp_path / "started"
+    cells = [nbformat.v4.new_code_cell("print('first cell ran')"),
+             nbformat.v4.new_code_cell(f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(120)")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), nbdir / "01_slow.ipynb")
+    code = ("import sys, pathlib, vgcourse.build as b; b.NOTEBOOKS = pathlib.Path(sys.argv[1]); "
+            "sys.exit(b.main(['01', '--profile', 'smoke', '--out', sys.argv[2]]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(nbdir), str(tmp_path / "out")],
+                            env=dict(os.environ, PYTHONPATH=str(results.REPO_ROOT)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 90
+    while not marker.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert marker.exists(), proc.communicate()[1][-2000:]
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "was stopped" in err
+    partial = nbformat.read(tmp_path / "out" / "01_slow.ipynb", as_version=4)
+    assert partial.cells[0].outputs[0]["text"] == "first cell ran\n"
