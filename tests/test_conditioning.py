@@ -14,16 +14,8 @@ from vgcourse.diffusion.conditioning import (CONDITIONS, CaptionEncoder, Conditi
                                              with_uncond)
 from vgcourse.metrics.attributes import detect_pan
 from vgcourse.metrics.tracking import foreground
+from helpers import randomised
 
-
-def randomised(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give zero-initialised tensors (output conv, residual branches) random values, so every input matters."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if not p.any():
-                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")

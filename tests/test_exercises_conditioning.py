@@ -6,24 +6,15 @@ import torch
 
 from vgcourse.diffusion import guided_eps
 from vgcourse.diffusion.conditioning import mask_iou
-from vgcourse.exercises import FAIL, NOT_ATTEMPTED, PASS, all_exercises, check, solution
+from vgcourse.exercises import FAIL, all_exercises, check, solution
 
 NAMES = ["mask_iou", "caption_pool", "two_condition_guidance"]
 
-
-def stub(*args, **kwargs):
-    # YOUR CODE HERE
-    raise NotImplementedError
 
 
 def test_registered():
     assert set(NAMES) <= set(all_exercises())
 
-
-@pytest.mark.parametrize("name", NAMES)
-def test_solution_passes_and_stub_is_not_attempted(name):
-    assert check(name, solution(name)).status == PASS
-    assert check(name, stub).status == NOT_ATTEMPTED
 
 
 def _iou_per_frame(a, b):

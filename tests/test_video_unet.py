@@ -8,16 +8,8 @@ from vgcourse.diffusion import (VideoUNet, count_parameters, diffusion_loss, est
                                 video_unet_base, video_unet_tiny)
 from vgcourse.diffusion.unet import TemporalAttention
 from vgcourse.nn.attention import attention
+from helpers import randomised
 
-
-def randomised(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give the zero-initialised tensors (output conv, residual branches, position table) random values."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if not p.any():
-                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-    return model.eval()
 
 
 def make(**kw) -> VideoUNet:
