@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from vgcourse.autoencoders import (DiagonalGaussian, VectorQuantizer, VideoAutoencoder, VQVideoAutoencoder,
-                                   codebook_stats, kl_f4_tiny, vq_tiny)
+                                   kl_f4_tiny, vq_tiny)
 from vgcourse.autoencoders.vq import AxialAttention
 from vgcourse.metrics.reconstruction import codebook_usage
+from vgcourse.metrics import codebook_stats
 
 
 def _video(b, c, t, h, w, seed=0):

@@ -10,11 +10,12 @@ from vgcourse.diffusion import VideoUNet, guided_eps, video_unet_tiny
 from vgcourse.diffusion.conditioning import (CONDITIONS, CaptionEncoder, ConditionalDenoiser,
                                              ConditionalDenoiserConfig, Conditions, brush_map, concat_channels,
                                              condition_channels, conditions_from_batch, drop_conditions,
-                                             group_diversity, mask_iou, object_captions, structure_masks,
+                                             group_diversity, object_captions, structure_masks,
                                              with_uncond)
 from vgcourse.metrics.attributes import detect_pan
 from vgcourse.metrics.tracking import foreground
 from helpers import randomised
+from vgcourse.metrics import mask_iou
 
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vgcourse.diffusion import guided_eps
-from vgcourse.diffusion.conditioning import mask_iou
+from vgcourse.metrics import mask_iou
 from vgcourse.exercises import FAIL, all_exercises, check, solution
 
 NAMES = ["mask_iou", "caption_pool", "two_condition_guidance"]

@@ -30,6 +30,7 @@ from torch import nn
 
 from vgcourse.nn.attention import SelfAttention
 from vgcourse.video import check_video
+from vgcourse.metrics.reconstruction import codebook_stats
 
 
 class VQOutput(NamedTuple):
@@ -39,13 +40,6 @@ class VQOutput(NamedTuple):
     indices: torch.Tensor  # (...,) long
     losses: dict[str, torch.Tensor]  # loss, commitment, codebook, perplexity, usage
 
-
-def codebook_stats(indices: torch.Tensor, codebook_size: int) -> dict[str, torch.Tensor]:
-    """Perplexity exp(H(p)) and usage (fraction of codes used) of the histogram p of ``indices``, as tensors."""
-    counts = torch.bincount(indices.flatten(), minlength=codebook_size).float()  # (K,)
-    p = counts / counts.sum().clamp(min=1)
-    entropy = -(p * torch.log(p.clamp(min=1e-12))).sum()
-    return {"perplexity": entropy.exp(), "usage": (counts > 0).float().mean()}
 
 
 class VectorQuantizer(nn.Module):

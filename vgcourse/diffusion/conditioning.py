@@ -142,15 +142,6 @@ def structure_masks(video: torch.Tensor) -> torch.Tensor:
     return (foreground(video) > 0).float()[:, None]  # (B, 1, T, H, W)
 
 
-def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Intersection over union of two mask videos, per clip over all frames: (B, ...) -> (B,); two empty
-    masks agree (IoU 1)."""
-    if a.shape != b.shape:
-        raise ValueError(f"mask_iou needs masks of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    a, b = a.flatten(1) > 0.5, b.flatten(1) > 0.5
-    inter, union = (a & b).sum(1).float(), (a | b).sum(1).float()
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-
 
 def brush_map(region: torch.Tensor, direction: torch.Tensor, frames: int) -> torch.Tensor:
     """A motion brush as frames: (dy, dx) of the direction inside the region, 0 outside, the same every frame.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vgcourse.diffusion.conditioning import mask_iou
+from vgcourse.metrics import mask_iou
 from vgcourse.exercises import Wrong, exercise
 
 

@@ -44,12 +44,28 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5)
     return rearrange(s.mean((1, 2, 3)), "(b t) -> b t", b=b).mean(1)
 
 
-def codebook_usage(indices: torch.Tensor, codebook_size: int) -> dict[str, float]:
-    """Fraction of codes used and the perplexity exp(H) of their histogram (van den Oord et al. 2017)."""
-    counts = torch.bincount(indices.flatten().long(), minlength=codebook_size).float()
+def codebook_stats(indices: torch.Tensor, codebook_size: int) -> dict[str, torch.Tensor]:
+    """Usage (fraction of codes used) and perplexity exp(H(p)) of the code histogram p, as tensors (no host sync:
+    a training step can log them; van den Oord et al. 2017)."""
+    counts = torch.bincount(indices.flatten().long(), minlength=codebook_size).float()  # (K,)
     p = counts / counts.sum().clamp(min=1)
-    entropy = -(p[p > 0] * p[p > 0].log()).sum()
-    return {"usage": float((counts > 0).float().mean()), "perplexity": float(entropy.exp())}
+    entropy = -(p * torch.log(p.clamp(min=1e-12))).sum()
+    return {"usage": (counts > 0).float().mean(), "perplexity": entropy.exp()}
+
+
+def codebook_usage(indices: torch.Tensor, codebook_size: int) -> dict[str, float]:
+    """:func:`codebook_stats` as plain numbers, for tables and results files."""
+    return {k: float(v) for k, v in codebook_stats(indices, codebook_size).items()}
+
+
+def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Intersection over union of two mask videos, per clip over all frames: (B, ...) -> (B,); two empty
+    masks agree (IoU 1). Structure kept by an edit = high IoU between source and edited object masks."""
+    if a.shape != b.shape:
+        raise ValueError(f"mask_iou needs masks of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    a, b = a.flatten(1) > 0.5, b.flatten(1) > 0.5
+    inter, union = (a & b).sum(1).float(), (a | b).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
 def bits_per_dim(nll_nats: torch.Tensor, dims: int) -> torch.Tensor:

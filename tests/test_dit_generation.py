@@ -1,0 +1,128 @@
+"""Tests of vgcourse.dit.generation: text-conditioned DiT, cropped canvases and buckets, DDIM from any start with
+replacement, SDEdit, extension and seam jumps."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vgcourse.data import MovingDigits, tokenize
+from vgcourse.diffusion import ddim_sample, linear_schedule
+from vgcourse.diffusion.ddpm import ddim_timesteps
+from vgcourse.dit import DiTConfig
+from vgcourse.dit.generation import (CroppedDigits, TextDiT, bucket_stream, ddim_from, extend, replace_known,
+                                     sdedit, sdedit_timesteps, seam_jumps)
+
+SCHEDULE = linear_schedule(100)
+
+
+def tiny_text_dit(channels: int = 3) -> TextDiT:
+    torch.manual_seed(0)
+    cfg = DiTConfig(input_size=8, frames=4, in_channels=channels, num_classes=0, patch_size=4, temporal_patch=2,
+                    depth=2, hidden_size=32, num_heads=2, attention_layout="factorised")
+    return TextDiT(cfg, text_dim=16, text_layers=0)
+
+
+def perturbed(model: torch.nn.Module) -> torch.nn.Module:
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+def test_text_dit_is_zero_at_init_and_listens_to_captions() -> None:
+    model = tiny_text_dit()
+    x, t = torch.randn(2, 3, 4, 8, 8), torch.tensor([3, 90])
+    tokens = tokenize(["a red square moves left", "a blue circle moves up"])
+    assert torch.equal(model(x, t, tokens), torch.zeros_like(x))
+    model = perturbed(model)
+    with_caption, without = model(x, t, tokens), model(x, t)
+    assert with_caption.shape == x.shape
+    assert not torch.allclose(with_caption, without)
+    assert torch.equal(model(x, t, tokens), with_caption)  # eval: no caption dropout
+    other = model(x, t, tokenize(["a green triangle moves right"] * 2))
+    assert not torch.allclose(other, with_caption)
+    # another grid (T=2, 8×12) gets its positions on the fly
+    assert model(torch.randn(1, 3, 2, 8, 12), torch.tensor([5]), tokens[:1]).shape == (1, 3, 2, 8, 12)
+
+
+def test_text_dit_rejects_labels_and_bad_tokens() -> None:
+    with pytest.raises(ValueError, match="num_classes=0"):
+        TextDiT(DiTConfig(input_size=8, frames=2, in_channels=1, num_classes=10, hidden_size=32, num_heads=2))
+    with pytest.raises(ValueError, match="caption tokens"):
+        tiny_text_dit()(torch.randn(2, 3, 4, 8, 8), torch.tensor([1, 2]), tokenize(["a red square moves left"]))
+
+
+def test_cropped_digits_square_equals_moving_digits_and_wide_shape() -> None:
+    a = CroppedDigits(32, 32, frames=6).batch(3, seed=4)
+    b = MovingDigits(size=32, frames=6).batch(3, seed=4)
+    torch.testing.assert_close(a.video, b.video)
+    wide = CroppedDigits(32, 48, frames=5).batch(4, seed=1)
+    assert wide.video.shape == (4, 1, 5, 32, 48)
+    assert wide.video.min() >= -1 and wide.video.max() <= 1
+    d = CroppedDigits(32, 48).digit_size
+    pos = wide.labels["positions"]
+    assert pos[..., 0].max() <= 32 - d + 1e-4 and pos[..., 1].max() <= 48 - d + 1e-4
+    assert pos[..., 1].max() > 32 - d  # the wide canvas is used
+
+
+def test_bucket_stream_one_shape_per_batch_deterministic_images() -> None:
+    buckets = [(CroppedDigits(16, 16, frames=4), 3, False), (CroppedDigits(16, 24, frames=8), 2, False),
+               (CroppedDigits(16, 16, frames=4), 5, True)]
+    stream = bucket_stream(buckets, seed=0)
+    shapes = {tuple(stream(i).video.shape) for i in range(24)}
+    assert shapes == {(3, 1, 4, 16, 16), (2, 1, 8, 16, 24), (5, 1, 1, 16, 16)}
+    torch.testing.assert_close(stream(7).video, bucket_stream(buckets, seed=0)(7).video)
+
+
+def test_sdedit_timesteps_closed_form() -> None:
+    assert sdedit_timesteps(1000, 0.5, 5) == [500, 375, 250, 125, 0]
+    assert sdedit_timesteps(1000, 1.0, 2) == [999, 0]
+    assert sdedit_timesteps(1000, 0.0, 10) == []
+    assert sdedit_timesteps(100, 0.03, 10) == [3, 2, 1, 0]
+    with pytest.raises(ValueError, match="strength"):
+        sdedit_timesteps(100, 1.5, 3)
+
+
+def test_ddim_from_noise_equals_ddim_sample() -> None:
+    model = perturbed(tiny_text_dit(1))
+    g = torch.Generator().manual_seed(3)
+    want = ddim_sample(model, (2, 1, 4, 8, 8), SCHEDULE, steps=5, generator=g, progress=False)
+    x = torch.randn((2, 1, 4, 8, 8), generator=torch.Generator().manual_seed(3))
+    got = ddim_from(model, x, SCHEDULE, ddim_timesteps(100, 5).tolist())
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_replacement_keeps_known_frames() -> None:
+    x, known, noise = torch.randn(3, 1, 1, 4, 8, 8).unbind(0)  # each (1, 1, 4, 8, 8)
+    mask = torch.zeros(1, 1, 4, 1, 1)
+    mask[:, :, :2] = 1
+    out = replace_known(x, known, mask, 50, SCHEDULE, noise)
+    abar = SCHEDULE.alphas_cumprod[50]
+    torch.testing.assert_close(out[:, :, :2], (abar.sqrt() * known + (1 - abar).sqrt() * noise)[:, :, :2])
+    assert torch.equal(out[:, :, 2:], x[:, :, 2:])
+    model = perturbed(tiny_text_dit(1))
+    res = ddim_from(model, torch.randn(1, 1, 4, 8, 8), SCHEDULE, [60, 30, 0], known=known, mask=mask)
+    assert torch.equal(res[:, :, :2], known[:, :, :2])
+
+
+def test_sdedit_strength_zero_is_identity_and_extend_lengths() -> None:
+    model = perturbed(tiny_text_dit(1))
+    src = torch.rand(2, 1, 4, 8, 8) * 2 - 1
+    assert torch.equal(sdedit(model, src, SCHEDULE, 0.0, 5), src)
+    edited = sdedit(model, src, SCHEDULE, 0.5, 3, generator=torch.Generator().manual_seed(0))
+    assert edited.shape == src.shape and not torch.equal(edited, src)
+    long, seams = extend(model, src, SCHEDULE, total_frames=9, context=2, steps=3)
+    assert long.shape == (2, 1, 9, 8, 8) and seams == [4, 6, 8]
+    assert torch.equal(long[:, :, :4], src)
+    with pytest.raises(ValueError, match="context"):
+        extend(model, src, SCHEDULE, total_frames=9, context=4, steps=3)
+
+
+def test_seam_jumps() -> None:
+    video = torch.zeros(1, 1, 6, 4, 4)
+    video[:, :, 3:] = 1.0  # one jump into frame 3
+    out = seam_jumps(video, [3])
+    assert out["seam_change"] == 1.0 and out["within_change"] == 0.0
+    ramp = torch.linspace(-1, 1, 6).view(1, 1, 6, 1, 1).expand(2, 1, 6, 4, 4)
+    assert seam_jumps(ramp, [2, 4])["seam_ratio"] == pytest.approx(1.0)
