@@ -74,6 +74,9 @@ def init_distributed(backend: str | None = None, device: torch.device | str | No
     if world <= 1:
         dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return DistributedEnv(device=dev)
+    # NVLink multicast (NVLS) can take shared multi-GPU hosts out of service; keep it off unless a user decides
+    # otherwise. It must be set before NCCL initialises.
+    os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
     rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
     if not 0 <= rank < world:
         raise ValueError(f"expected 0 <= RANK < WORLD_SIZE, got RANK={rank}, WORLD_SIZE={world}")
