@@ -180,7 +180,7 @@ def ddim_from(model: Callable[..., torch.Tensor], x: torch.Tensor, schedule: Noi
             noise = torch.randn(x.shape, device=x.device, generator=generator)
             x = replace_known(x, known, mask, i, schedule, noise)
         prev = timesteps[k + 1] if k + 1 < len(timesteps) else -1
-        a, a_prev = abar[i].item(), (abar[prev].item() if prev >= 0 else 1.0)
+        a_prev = abar[prev].item() if prev >= 0 else 1.0
         t = torch.full((x.shape[0],), i, device=x.device, dtype=torch.long)
         eps = guided_eps(model, x, t, cond, guidance_scale)
         x0 = schedule.predict_x0(x, t, eps)
