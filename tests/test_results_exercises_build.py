@@ -129,3 +129,13 @@ def test_build_keeps_the_partial_notebook_when_stopped(tmp_path):
     assert proc.returncode != 0 and "was stopped" in err
     partial = nbformat.read(tmp_path / "out" / "01_slow.ipynb", as_version=4)
     assert partial.cells[0].outputs[0]["text"] == "first cell ran\n"
+
+
+def test_part_timer(capsys):
+    import time as _time
+
+    timer = results.PartTimer()
+    _time.sleep(0.05)
+    minutes = timer.lap("first part")
+    assert timer.minutes == {"first part": minutes} and 0 <= minutes < 0.1
+    assert "first part:" in capsys.readouterr().out

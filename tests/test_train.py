@@ -1,6 +1,8 @@
 """The training loop: resume equals an uninterrupted run, NaN stops, EMA, two-optimizer steps, FLOPs, checkpoints."""
 
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -161,3 +163,22 @@ def test_shipped_weights_hash_checked(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match="not listed"):
         load_shipped("no_such_weights")
     assert set(ckpt.shipped_hashes()) >= {"probe_moving_digits_video"}
+
+
+def test_warmup_cosine_schedule():
+    from vgcourse.train import warmup_cosine
+
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = warmup_cosine(opt, warmup=4, total=10, final=0.1)
+    lrs = []
+    for _ in range(11):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.25 * (0.1 + 0.9 * 0.5 * (1 + math.cos(0))))  # warm-up step 1 of 4
+    assert lrs[10] == pytest.approx(0.1)  # the floor at the last step
+    assert all(a >= b - 1e-12 for a, b in zip(lrs[3:], lrs[4:]))  # decays after the warm-up
+    const = warmup_cosine(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0), warmup=1, total=5)
+    assert const.get_last_lr() == [1.0]
+    with pytest.raises(ValueError, match="fraction"):
+        warmup_cosine(opt, 1, 5, final=2.0)

@@ -66,6 +66,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class PartTimer:
+    """Minutes spent in each part of a chapter, printed as it goes and kept for the results file.
+
+        timer = PartTimer(STARTED)
+        ...train...
+        timer.lap("main DiT")     # prints "main DiT: 3.52 min (chapter so far 4.1 min)"
+        results.record(..., minutes=timer.minutes)
+    """
+
+    def __init__(self, started: float | None = None):
+        self.started = started if started is not None else time.time()
+        self.since = time.time()
+        self.minutes: dict[str, float] = {}
+
+    def start(self) -> None:
+        """Start timing a part here (time since the last lap that belongs to no part is left out)."""
+        self.since = time.time()
+
+    def lap(self, part: str) -> float:
+        """Close ``part`` (the time since the last lap or start) and return its minutes."""
+        now = time.time()
+        self.minutes[part] = round((now - self.since) / 60, 2)
+        self.since = now
+        print(f"{part}: {self.minutes[part]:.2f} min (chapter so far {(now - self.started) / 60:.1f} min)")
+        return self.minutes[part]
+
+
 def record(chapter: str, metrics: dict[str, Any], started: float | None = None, **extra: Any) -> Path:
     """Write ``<results dir>/<chapter>.json`` with ``metrics`` and the provenance of the run.
 

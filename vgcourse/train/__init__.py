@@ -5,6 +5,8 @@ from vgcourse.train.checkpoint import (CheckpointError, load_checkpoint, load_mo
 from vgcourse.train.ema import EMA
 from vgcourse.train.flops import count_flops, mfu, peak_flops
 from vgcourse.train.loop import NonFiniteLossError, TrainConfig, Trainer, TrainSummary
+from vgcourse.train.schedules import warmup_cosine
 
 __all__ = ["Trainer", "TrainConfig", "TrainSummary", "NonFiniteLossError", "EMA", "save_checkpoint",
-           "load_checkpoint", "load_shipped", "load_model_state", "CheckpointError", "count_flops", "mfu", "peak_flops"]
+           "load_checkpoint", "load_shipped", "load_model_state", "CheckpointError", "count_flops", "mfu", "peak_flops",
+           "warmup_cosine"]
