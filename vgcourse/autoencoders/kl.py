@@ -29,6 +29,7 @@ from einops import rearrange
 from torch import nn
 
 from vgcourse.video import check_video
+from vgcourse.nn.blocks import group_norm
 
 
 @dataclass
@@ -93,19 +94,13 @@ class DiagonalGaussian:
         return 0.5 * (self.mean.pow(2) + self.logvar.exp() - 1.0 - self.logvar).flatten(1).sum(1)
 
 
-def _norm(channels: int, groups: int) -> nn.GroupNorm:
-    groups = min(groups, channels)
-    if channels % groups:
-        raise ValueError(f"GroupNorm needs channels divisible by norm_groups; got {channels} channels, {groups} groups")
-    return nn.GroupNorm(groups, channels)
-
 
 class FrameNorm(nn.Module):
     """GroupNorm applied to each frame on its own. Inputs: x (B, C, T, H, W)."""
 
     def __init__(self, channels: int, groups: int):
         super().__init__()
-        self.norm = _norm(channels, groups)
+        self.norm = group_norm(channels, groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[2]

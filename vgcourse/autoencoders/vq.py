@@ -31,6 +31,7 @@ from torch import nn
 from vgcourse.nn.attention import SelfAttention
 from vgcourse.video import check_video
 from vgcourse.metrics.reconstruction import codebook_stats
+from vgcourse.nn.blocks import group_norm
 
 
 class VQOutput(NamedTuple):
@@ -166,12 +167,6 @@ class AxialAttention(nn.Module):
                 + rearrange(along_w, "(b t h) w c -> b c t h w", b=b, t=t))  # (B, C, t, h, w)
 
 
-def _norm(channels: int, groups: int) -> nn.GroupNorm:
-    groups = min(groups, channels)
-    if channels % groups:
-        raise ValueError(f"GroupNorm needs channels divisible by norm_groups; got {channels} channels, {groups} groups")
-    return nn.GroupNorm(groups, channels)
-
 
 class AttentionResBlock(nn.Module):
     """x + [norm, ReLU, 3×3×3 conv to C/2, norm, ReLU, 1×1×1 conv to C, norm, ReLU, axial attention](x).
@@ -182,9 +177,9 @@ class AttentionResBlock(nn.Module):
     def __init__(self, channels: int, heads: int, groups: int):
         super().__init__()
         self.block = nn.Sequential(
-            _norm(channels, groups), nn.ReLU(), nn.Conv3d(channels, channels // 2, 3, padding=1, bias=False),
-            _norm(channels // 2, groups), nn.ReLU(), nn.Conv3d(channels // 2, channels, 1, bias=False),
-            _norm(channels, groups), nn.ReLU(), AxialAttention(channels, heads))
+            group_norm(channels, groups), nn.ReLU(), nn.Conv3d(channels, channels // 2, 3, padding=1, bias=False),
+            group_norm(channels // 2, groups), nn.ReLU(), nn.Conv3d(channels // 2, channels, 1, bias=False),
+            group_norm(channels, groups), nn.ReLU(), AxialAttention(channels, heads))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.block(x)  # (B, C, t, h, w)
@@ -219,9 +214,9 @@ class VQVideoAutoencoder(nn.Module):
             up = [nn.ConvTranspose3d(c, cfg.in_channels if last else c, kernel, stride, padding=1)] + \
                  ([] if last else [nn.ReLU()]) + up
         res = lambda: [AttentionResBlock(c, cfg.heads, cfg.norm_groups) for _ in range(cfg.num_res_blocks)]  # noqa: E731
-        self.encoder = nn.Sequential(*down, nn.Conv3d(c, c, 3, padding=1), *res(), _norm(c, cfg.norm_groups),
+        self.encoder = nn.Sequential(*down, nn.Conv3d(c, c, 3, padding=1), *res(), group_norm(c, cfg.norm_groups),
                                      nn.ReLU(), nn.Conv3d(c, cfg.embedding_dim, 1))  # ends with VideoGPT's pre_vq_conv
-        self.decoder = nn.Sequential(nn.Conv3d(cfg.embedding_dim, c, 1), *res(), _norm(c, cfg.norm_groups),
+        self.decoder = nn.Sequential(nn.Conv3d(cfg.embedding_dim, c, 1), *res(), group_norm(c, cfg.norm_groups),
                                      nn.ReLU(), *up)
         self.quantizer = VectorQuantizer(cfg.codebook_size, cfg.embedding_dim, ema=cfg.ema, decay=cfg.decay,
                                          commitment=cfg.commitment, dead_code_threshold=cfg.dead_code_threshold)

@@ -23,6 +23,7 @@ from einops import rearrange, repeat
 from torch import nn
 
 from vgcourse.nn.attention import SelfAttention, attention
+from vgcourse.nn.blocks import group_norm
 
 
 @dataclass
@@ -65,12 +66,6 @@ def video_unet_base(**kw) -> VideoUNetConfig:  # gpu profile: channels 64/128/25
                               **kw})
 
 
-def _norm(channels: int, groups: int) -> nn.GroupNorm:
-    groups = min(groups, channels)
-    if channels % groups:
-        raise ValueError(f"GroupNorm needs channels divisible by norm_groups; got {channels} channels, {groups} groups")
-    return nn.GroupNorm(groups, channels)
-
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
     """Sinusoidal embedding of (possibly fractional) timesteps (Vaswani et al. 2017, §3.5). (B,) -> (B, dim)."""
@@ -89,9 +84,9 @@ class ResBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float, groups: int):
         super().__init__()
-        self.norm1, self.conv1 = _norm(c_in, groups), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.norm1, self.conv1 = group_norm(c_in, groups), nn.Conv2d(c_in, c_out, 3, padding=1)
         self.emb = nn.Linear(emb_dim, 2 * c_out)
-        self.norm2, self.drop = _norm(c_out, groups), nn.Dropout(dropout)
+        self.norm2, self.drop = group_norm(c_out, groups), nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)  # the block starts as the identity (Ho et al. 2020's recipe)
         nn.init.zeros_(self.conv2.bias)
@@ -109,7 +104,7 @@ class SpatialAttention(nn.Module):
 
     def __init__(self, channels: int, heads: int, groups: int):
         super().__init__()
-        self.norm, self.attn = _norm(channels, groups), SelfAttention(channels, heads)
+        self.norm, self.attn = group_norm(channels, groups), SelfAttention(channels, heads)
         nn.init.zeros_(self.attn.proj.weight)
         nn.init.zeros_(self.attn.proj.bias)
 
@@ -129,7 +124,7 @@ class TemporalAttention(nn.Module):
     def __init__(self, channels: int, heads: int, groups: int, max_frames: int):
         super().__init__()
         self.heads, self.max_frames = heads, max_frames
-        self.norm, self.attn = _norm(channels, groups), SelfAttention(channels, heads)
+        self.norm, self.attn = group_norm(channels, groups), SelfAttention(channels, heads)
         self.rel_bias = nn.Parameter(torch.zeros(2 * max_frames - 1, heads))  # one scalar per offset and head
         nn.init.zeros_(self.attn.proj.weight)
         nn.init.zeros_(self.attn.proj.bias)
@@ -229,7 +224,7 @@ class VideoUNet(nn.Module):
                 self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),  # H, W double
                                              nn.Conv2d(c, c, 3, padding=1)))
                 side *= 2
-        self.out = nn.Sequential(_norm(c, cfg.norm_groups), nn.SiLU(),
+        self.out = nn.Sequential(group_norm(c, cfg.norm_groups), nn.SiLU(),
                                  nn.Conv2d(c, cfg.out_channels or cfg.in_channels, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)  # the model starts by predicting ε = 0 (Ho et al. 2020's recipe)
         nn.init.zeros_(self.out[-1].bias)
