@@ -32,11 +32,6 @@ from vgcourse.metrics.probes import load_probe
 from vgcourse.metrics.tracking import count_objects, motion_stats, track_centroids
 from vgcourse.video import check_video
 
-HIGHER_IS_BETTER = {"fd": False, "frame_quality": True, "identity_consistency": True, "motion_consistency": True,
-                    "speed_ratio": None, "objects": None, "class_coverage": True, "class_entropy": True,
-                    "diversity": None, "attribute_accuracy": True}
-
-
 def _chunks(video: torch.Tensor, size: int):
     for i in range(0, video.shape[0], size):
         yield video[i:i + size]

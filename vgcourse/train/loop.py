@@ -13,7 +13,7 @@ resume (model, optimizers, EMA, step, RNG, config), wall time, samples/s, and FL
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -61,10 +61,9 @@ class TrainSummary:
     train_flops: float | None = None
     mfu: float | None = None
     device: str = ""
-    extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "extra"} | self.extra
+        return asdict(self)
 
 
 def batch_size_of(batch: Any) -> int:
