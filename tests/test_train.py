@@ -182,3 +182,58 @@ def test_warmup_cosine_schedule():
     assert const.get_last_lr() == [1.0]
     with pytest.raises(ValueError, match="fraction"):
         warmup_cosine(opt, 1, 5, final=2.0)
+
+
+def slow_trainer(steps: int, max_minutes: float | None, final: float = 0.1, sleep_s: float = 0.01):
+    """A one-parameter model whose every step sleeps, with a warm-up/cosine schedule planned for ``steps``."""
+    import time
+
+    from vgcourse.train import warmup_cosine
+    w = nn.Parameter(torch.ones(1))
+    opt = torch.optim.SGD([w], lr=1.0)
+
+    def loss_fn(m, batch):
+        time.sleep(sleep_s)
+        return (w * batch).pow(2).mean()
+
+    cfg = TrainConfig(steps=steps, max_minutes=max_minutes, progress=False, log_every=5, measure_flops=False)
+    model = nn.Module()
+    model.w = w
+    return Trainer(model, opt, lambda step: torch.ones(2), cfg, loss_fn=loss_fn,
+                   schedulers={"main": warmup_cosine(opt, warmup=2, total=steps, final=final)})
+
+
+def test_time_budget_stops_the_run_and_ends_the_decay_there():
+    budget_s = 0.6
+    tr = slow_trainer(steps=100_000, max_minutes=budget_s / 60)
+    summary = tr.fit()
+    assert summary.stopped_by == "time"
+    assert 10 < summary.steps < 100_000
+    assert budget_s * 0.8 < summary.wall_time_s < budget_s + 0.5
+    # the cosine decay was moved to end at the last step: the learning rate has reached final × peak
+    lr = tr.optimizers["main"].param_groups[0]["lr"]
+    assert lr == pytest.approx(0.1, abs=0.02)
+
+
+def test_a_budget_that_is_not_reached_changes_nothing():
+    tr = slow_trainer(steps=20, max_minutes=1.0, sleep_s=0.0)
+    summary = tr.fit()
+    assert summary.steps == 20 and summary.stopped_by == "steps"
+    assert tr.optimizers["main"].param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_retarget_moves_only_warmup_cosine():
+    from vgcourse.train import warmup_cosine
+    from vgcourse.train.schedules import retarget
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = warmup_cosine(opt, warmup=1, total=100, final=0.0)
+    assert retarget(sched, 10)
+    for _ in range(10):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
+    assert not retarget(torch.optim.lr_scheduler.StepLR(opt, 5), 10)
+    # the moved end survives a checkpoint round trip
+    fresh = warmup_cosine(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0), warmup=1, total=100)
+    fresh.load_state_dict(sched.state_dict())
+    assert fresh.lr_lambdas[0].total == 10

@@ -8,6 +8,11 @@ optimizer step. Families with several optimizers (GANs) give a ``step_fn(trainer
 What the loop adds: a tqdm progress bar, bf16 autocast and optional ``torch.compile`` on CUDA, an EMA of the
 weights, gradient clipping, NaN/inf detection that stops naming the step and the loss, checkpoints with
 resume (model, optimizers, EMA, step, RNG, config), wall time, samples/s, and FLOPs/MFU measured on a real step.
+
+A run can be bounded by time as well as steps (``TrainConfig(steps=..., max_minutes=...)``): at every log
+point the loop measures its seconds per step and plans the last step that fits the budget, compile included,
+and moves the end of a :func:`~vgcourse.train.warmup_cosine` decay there, so a chapter's ``gpu`` profile fits
+its minutes on any GPU and its learning-rate schedule still ends where the run does.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from tqdm.auto import tqdm
 from vgcourse.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from vgcourse.train.ema import EMA
 from vgcourse.train.flops import count_flops, mfu
+from vgcourse.train.schedules import retarget
 
 LossFn = Callable[[nn.Module, Any], "torch.Tensor | dict[str, torch.Tensor]"]
 StepFn = Callable[["Trainer", Any], "dict[str, torch.Tensor]"]
@@ -42,6 +48,7 @@ class TrainConfig:
     ema_decay: float | None = None
     amp: bool | None = None  # None: bf16 autocast on CUDA, fp32 on the CPU
     compile: bool = False  # only honoured on CUDA; counts minutes before the first step
+    max_minutes: float | None = None  # a time budget for each fit() (compile included); ``steps`` is then a cap
     log_every: int = 25
     checkpoint_path: str | None = None
     checkpoint_every: int | None = None
@@ -61,6 +68,7 @@ class TrainSummary:
     train_flops: float | None = None
     mfu: float | None = None
     device: str = ""
+    stopped_by: str = "steps"  # "steps", or "time" when the time budget ended the run first
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -150,12 +158,13 @@ class Trainer:
     def fit(self, steps: int | None = None) -> TrainSummary:
         """Train until ``steps`` (default ``config.steps``) steps are done in total; return the summary."""
         cfg = self.config
-        end = steps if steps is not None else cfg.steps
+        cap = end = steps if steps is not None else cfg.steps
         self.model.train()
         bar = tqdm(total=end, initial=self.step, desc=cfg.desc, disable=not cfg.progress, mininterval=1.0)
         first_timed = self.step + 3  # skip warm-up (and compile) steps when timing
         timing_start, timed_samples = None, 0
         start_wall = time.perf_counter()
+        deadline = start_wall + 60 * cfg.max_minutes if cfg.max_minutes is not None else None
         while self.step < end:
             batch = self.batch_fn(self.step)
             if self.summary.flops_per_step is None and cfg.measure_flops:
@@ -174,9 +183,12 @@ class Trainer:
             self._pending.append((self.step, logs))
             self.step += 1
             if self.step % cfg.log_every == 0 or self.step == end:
-                self._flush()
+                self._flush()  # syncs: the clock below is the GPU's too
                 if self.history:
                     bar.set_postfix({k: f"{v:.4g}" for k, v in self.history[-1].items() if k != "step"})
+                if deadline is not None:
+                    end = self._plan_end(cap, deadline, timing_start, first_timed)
+                    bar.total = end
             if cfg.checkpoint_path and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                 self._flush()
                 self.save(cfg.checkpoint_path)
@@ -187,6 +199,7 @@ class Trainer:
         s = self.summary
         s.wall_time_s += time.perf_counter() - start_wall
         s.steps = self.step
+        s.stopped_by = "time" if self.step < cap else "steps"
         if timing_start is not None:
             elapsed = time.perf_counter() - timing_start
             s.samples_per_s = timed_samples / elapsed
@@ -198,6 +211,24 @@ class Trainer:
         if cfg.checkpoint_path:
             self.save(cfg.checkpoint_path)
         return s
+
+    def _plan_end(self, cap: int, deadline: float, timing_start: float | None, first_timed: int) -> int:
+        """The last step that fits the time budget (at most ``cap``), from the seconds per step so far.
+
+        Before any step is timed (compile, FLOP counting) only an exhausted budget stops the run. The plan moves
+        the end of :func:`~vgcourse.train.warmup_cosine` schedules with it.
+        """
+        now = time.perf_counter()
+        if now >= deadline:
+            end = self.step
+        elif timing_start is None or self.step <= first_timed:
+            return cap
+        else:
+            per_step = (now - timing_start) / (self.step - first_timed)
+            end = min(cap, self.step + int((deadline - now) / per_step))
+        for sched in self.schedulers.values():
+            retarget(sched, end)
+        return end
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
