@@ -2,6 +2,7 @@
 
 
 import math
+import time
 
 import pytest
 import torch
@@ -9,8 +10,9 @@ from torch import nn
 
 from vgcourse.data import MovingDigits
 from vgcourse.train import (EMA, CheckpointError, NonFiniteLossError, TrainConfig, Trainer, count_flops,
-                            load_checkpoint, load_model_state, load_shipped, save_checkpoint)
+                            load_checkpoint, load_model_state, load_shipped, save_checkpoint, warmup_cosine)
 from vgcourse.train import checkpoint as ckpt
+from vgcourse.train.schedules import retarget
 
 
 def tiny_model():
@@ -166,8 +168,6 @@ def test_shipped_weights_hash_checked(tmp_path, monkeypatch):
 
 
 def test_warmup_cosine_schedule():
-    from vgcourse.train import warmup_cosine
-
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
     sched = warmup_cosine(opt, warmup=4, total=10, final=0.1)
     lrs = []
@@ -186,9 +186,6 @@ def test_warmup_cosine_schedule():
 
 def slow_trainer(steps: int, max_minutes: float | None, final: float = 0.1, sleep_s: float = 0.01):
     """A one-parameter model whose every step sleeps, with a warm-up/cosine schedule planned for ``steps``."""
-    import time
-
-    from vgcourse.train import warmup_cosine
     w = nn.Parameter(torch.ones(1))
     opt = torch.optim.SGD([w], lr=1.0)
 
@@ -223,8 +220,6 @@ def test_a_budget_that_is_not_reached_changes_nothing():
 
 
 def test_retarget_moves_only_warmup_cosine():
-    from vgcourse.train import warmup_cosine
-    from vgcourse.train.schedules import retarget
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
     sched = warmup_cosine(opt, warmup=1, total=100, final=0.0)
     assert retarget(sched, 10)
@@ -237,3 +232,20 @@ def test_retarget_moves_only_warmup_cosine():
     fresh = warmup_cosine(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0), warmup=1, total=100)
     fresh.load_state_dict(sched.state_dict())
     assert fresh.lr_lambdas[0].total == 10
+
+
+def test_a_time_budget_warns_about_a_schedule_it_cannot_move():
+    w = nn.Parameter(torch.ones(1))
+    opt = torch.optim.SGD([w], lr=1.0)
+    model = nn.Module()
+    model.w = w
+    cfg = TrainConfig(steps=10_000, max_minutes=0.2 / 60, progress=False, log_every=5, measure_flops=False)
+
+    def loss_fn(m, batch):
+        time.sleep(0.005)
+        return (w * batch).pow(2).mean()
+
+    tr = Trainer(model, opt, lambda step: torch.ones(2), cfg, loss_fn=loss_fn,
+                 schedulers={"main": torch.optim.lr_scheduler.StepLR(opt, 100)})
+    with pytest.warns(UserWarning, match="cannot follow the time budget"):
+        tr.fit()

@@ -18,6 +18,7 @@ its minutes on any GPU and its learning-rate schedule still ends where the run d
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -113,6 +114,7 @@ class Trainer:
         self.summary = TrainSummary(device=torch.cuda.get_device_name(self.device) if cuda else "cpu")
         self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
         self._compiled = False
+        self._not_retargeted: set[str] = set()  # schedulers already warned about (time budgets)
 
     # ---- the step -------------------------------------------------------------------------------------
     def optimize(self, loss: torch.Tensor, optimizer: str = "main") -> None:
@@ -226,8 +228,11 @@ class Trainer:
         else:
             per_step = (now - timing_start) / (self.step - first_timed)
             end = min(cap, self.step + int((deadline - now) / per_step))
-        for sched in self.schedulers.values():
-            retarget(sched, end)
+        for name, sched in self.schedulers.items():
+            if not retarget(sched, end) and name not in self._not_retargeted:
+                self._not_retargeted.add(name)
+                warnings.warn(f"scheduler {name!r} ({type(sched).__name__}) cannot follow the time budget: its decay "
+                              f"keeps its own end; use vgcourse.train.warmup_cosine", stacklevel=3)
         return end
 
     def _sync(self) -> None:
