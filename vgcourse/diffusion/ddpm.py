@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vgcourse.diffusion.schedules import NoiseSchedule
+from vgcourse.diffusion.v_prediction import VPrediction, check_schedule, v_target
 
 EpsModel = Callable[..., torch.Tensor]
 
@@ -69,7 +70,9 @@ def diffusion_loss(model: EpsModel, x0: torch.Tensor, schedule: NoiseSchedule, c
                    generator: torch.Generator | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
     """The "simple" ε-prediction loss of Ho et al. 2020, eq. (14).
 
-    L = E_{t, ε} ||ε - ε_θ(√ᾱ_t x_0 + √(1-ᾱ_t) ε, t)||², with t uniform over the T steps.
+    L = E_{t, ε} ||ε - ε_θ(√ᾱ_t x_0 + √(1-ᾱ_t) ε, t)||², with t uniform over the T steps. For a
+    :class:`~vgcourse.diffusion.v_prediction.VPrediction` model the target is v instead:
+    L = E ||v − v_θ(x_t, t)||², v = √ᾱ_t ε − √(1−ᾱ_t) x_0 (Salimans & Ho 2022, §4).
 
     Inputs:
         x0: (B, C, T, H, W) clean data (videos in [-1, 1], or latents).
@@ -81,11 +84,16 @@ def diffusion_loss(model: EpsModel, x0: torch.Tensor, schedule: NoiseSchedule, c
         a scalar float32 tensor.
     """
     _check_5d(x0, "x0")
+    check_schedule(model, schedule)
     b = x0.shape[0]
     t = torch.randint(0, schedule.T, (b,), device=x0.device, generator=generator)  # t ~ Uniform{0..T-1}
     noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)  # ε ~ N(0, I)
     x_t = schedule.q_sample(x0, t, noise)  # eq. (4)
-    sq_err = (_call(model, x_t, t, cond) - noise.float()) ** 2  # (B, C, T, H, W), eq. (14)
+    if isinstance(model, VPrediction):
+        predict, target = model.predict_v, v_target(x0, noise, t, schedule).float()  # Salimans & Ho 2022, §4
+    else:
+        predict, target = model, noise.float()
+    sq_err = (_call(predict, x_t, t, cond) - target) ** 2  # (B, C, T, H, W), eq. (14)
     if mask is None:
         return sq_err.mean()
     mask = mask.to(sq_err.device, torch.float32)
@@ -155,6 +163,7 @@ def ddpm_sample(model: EpsModel, shape: tuple[int, ...], schedule: NoiseSchedule
     if variance not in ("posterior", "beta"):
         raise ValueError(f"expected variance 'posterior' or 'beta', got {variance!r}")
     shape = _check_shape(shape)
+    check_schedule(model, schedule)
     device = torch.device(device) if device is not None else schedule.betas.device
     x = torch.randn(shape, device=device, generator=generator)  # x_T ~ N(0, I)
     record = _Recorder(return_trajectory, trajectory_every)
@@ -190,6 +199,7 @@ def ddim_sample(model: EpsModel, shape: tuple[int, ...], schedule: NoiseSchedule
     shape = _check_shape(shape)
     if eta < 0:
         raise ValueError(f"expected eta >= 0, got {eta}")
+    check_schedule(model, schedule)
     device = torch.device(device) if device is not None else schedule.betas.device
     abar = schedule.alphas_cumprod.double().cpu()  # python-side scalars: no device sync per step
     ts = ddim_timesteps(schedule.T, steps).tolist()

@@ -24,6 +24,7 @@ from vgcourse.data.digits import MovingDigits, digit_split, load_digit_images, r
 from vgcourse.diffusion.conditioning import CaptionEncoder
 from vgcourse.diffusion.ddpm import guided_eps
 from vgcourse.diffusion.schedules import NoiseSchedule
+from vgcourse.diffusion.v_prediction import check_schedule
 from vgcourse.dit.model import DiT, DiTConfig, unpatchify
 from vgcourse.dit.positions import sincos_3d
 from vgcourse.video import check_video
@@ -173,6 +174,7 @@ def ddim_from(model: Callable[..., torch.Tensor], x: torch.Tensor, schedule: Noi
         raise ValueError(f"expected a noisy state x as a float (B, C, T, H, W), got {tuple(x.shape)} {x.dtype}")
     if (known is None) != (mask is None):
         raise ValueError("replacement needs known and mask together; got only one of them")
+    check_schedule(model, schedule)
     abar = schedule.alphas_cumprod.double().cpu()
     x = x.float()
     for k, i in enumerate(timesteps):
