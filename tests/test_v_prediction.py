@@ -59,14 +59,14 @@ def test_loss_is_the_v_loss_and_zero_for_the_oracle():
     x0 = point.expand(6, -1, -1, -1, -1).contiguous()
     assert diffusion_loss(VPrediction(OracleV(s, point[0]), s), x0, s).item() < 1e-8
 
-    net = nn.Conv3d(1, 1, 1)  # any network: the loss must be ‖net(x_t) − v‖² with the same draws of t and ε
-    model = VPrediction(lambda_net := _Net(net), s)
+    net = _Net(nn.Conv3d(1, 1, 1))  # any network: the loss must be ‖net(x_t) − v‖² with the same draws of t and ε
+    model = VPrediction(net, s)
     loss = diffusion_loss(model, x0, s, generator=torch.Generator().manual_seed(3))
     g2 = torch.Generator().manual_seed(3)
     t = torch.randint(0, s.T, (6,), generator=g2)
     noise = torch.randn(x0.shape, generator=g2)
     x_t = s.q_sample(x0, t, noise)
-    expected = ((lambda_net(x_t, t) - v_target(x0, noise, t, s)) ** 2).mean()
+    expected = ((net(x_t, t) - v_target(x0, noise, t, s)) ** 2).mean()
     torch.testing.assert_close(loss, expected)
     eps_loss = ((model(x_t, t) - noise) ** 2).mean()  # the ε-loss of the same model is a different number
     assert not torch.isclose(loss, eps_loss)
@@ -108,7 +108,7 @@ def test_a_v_model_refuses_another_schedule():
         VPrediction(OracleV(s, torch.zeros(1, 2, 4, 4)), "cosine")
 
 
-def test_wrapper_moves_with_the_model_and_passes_conditions_through():
+def test_wrapper_passes_conditions_through_and_checks_the_network_output():
     s = linear_schedule(10)
     seen = {}
 
@@ -121,7 +121,7 @@ def test_wrapper_moves_with_the_model_and_passes_conditions_through():
             seen["cond"] = cond
             return self.w * x
 
-    model = VPrediction(Net(), s).to(torch.float64)
+    model = VPrediction(Net(), s)
     model(torch.zeros(1, 1, 1, 2, 2), torch.tensor([3]), "a red square")
     assert seen["cond"] == "a red square"
     with pytest.raises(ValueError, match="like x_t"):

@@ -75,9 +75,13 @@ class NoiseSchedule(nn.Module):
         if t.numel() and (t.min() < 0 or t.max() >= self.T):
             raise ValueError(f"expected t in [0, {self.T}), got range [{t.min().item()}, {t.max().item()}]")
 
-    def _gather(self, coef: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """coef[t] reshaped to (B, 1, 1, ...) so that it broadcasts against x of shape (B, ...)."""
-        self._check_t(t, x)
+    def _gather(self, coef: torch.Tensor, t: torch.Tensor, x: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """coef[t] reshaped to (B, 1, 1, ...) so that it broadcasts against x of shape (B, ...).
+
+        ``check=False`` skips the range check (a device sync) where t was checked already or made by a sampler.
+        """
+        if check:
+            self._check_t(t, x)
         return coef.to(x.device)[t.to(x.device)].reshape(-1, *([1] * (x.ndim - 1)))  # (B, 1, ..., 1)
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:

@@ -22,19 +22,12 @@ from torch import nn
 from vgcourse.diffusion.schedules import NoiseSchedule
 
 
-def _coef(coef: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """coef[t] as (B, 1, ..., 1), without the range check of NoiseSchedule._gather (no device sync per call)."""
-    if t.ndim != 1 or t.shape[0] != x.shape[0]:
-        raise ValueError(f"expected t of shape ({x.shape[0]},), one timestep per clip, got {tuple(t.shape)}")
-    return coef[t.to(coef.device).long()].to(x.device).reshape(-1, *([1] * (x.ndim - 1)))
-
-
 def v_target(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
     """v = √ᾱ_t ε − √(1−ᾱ_t) x_0 (Salimans & Ho 2022, §4). Inputs: x0, noise (B, ...); t (B,) long. Returns (B, ...)."""
     if noise.shape != x0.shape:
         raise ValueError(f"expected noise of shape {tuple(x0.shape)} like x0, got {tuple(noise.shape)}")
-    return (_coef(schedule.sqrt_alphas_cumprod, t, x0) * noise
-            - _coef(schedule.sqrt_one_minus_alphas_cumprod, t, x0) * x0)
+    return (schedule._gather(schedule.sqrt_alphas_cumprod, t, x0, check=False) * noise
+            - schedule._gather(schedule.sqrt_one_minus_alphas_cumprod, t, x0, check=False) * x0)
 
 
 class VPrediction(nn.Module):
@@ -63,8 +56,8 @@ class VPrediction(nn.Module):
             got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
             raise ValueError(f"expected the network to return v of shape {tuple(x_t.shape)} like x_t, got {got}")
         s = self.schedule
-        return (_coef(s.sqrt_alphas_cumprod, t, x_t) * v.float()
-                + _coef(s.sqrt_one_minus_alphas_cumprod, t, x_t) * x_t.float())  # ε = √ᾱ v + √(1−ᾱ) x_t
+        a, b = (s._gather(c, t, x_t, check=False) for c in (s.sqrt_alphas_cumprod, s.sqrt_one_minus_alphas_cumprod))
+        return a * v.float() + b * x_t.float()  # ε = √ᾱ v + √(1−ᾱ) x_t
 
     def extra_repr(self) -> str:
         return f"schedule={self.schedule.name!r}, T={self.schedule.T}"
