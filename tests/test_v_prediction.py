@@ -104,6 +104,7 @@ def test_a_v_model_refuses_another_schedule():
         ddim_sample(model, (1, 1, 2, 4, 4), other, 5, progress=False)
     with pytest.raises(ValueError, match="schedule"):
         diffusion_loss(model, torch.zeros(2, 1, 2, 4, 4), other)
+    ddim_sample(model, (1, 1, 2, 4, 4), cosine_schedule(50), 2, progress=False)  # an equal schedule, rebuilt: fine
     with pytest.raises(TypeError, match="NoiseSchedule"):
         VPrediction(OracleV(s, torch.zeros(1, 2, 4, 4)), "cosine")
 

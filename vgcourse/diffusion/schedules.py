@@ -37,6 +37,8 @@ class NoiseSchedule(nn.Module):
             raise ValueError(f"expected betas in (0, 1), got range [{betas.min():.3g}, {betas.max():.3g}]")
         self.name = name
         self.T = len(betas)
+        # which betas, as stored (float32): schedules with equal keys define the same forward process, on any device
+        self.key = hash(betas.float().cpu().numpy().tobytes())
         alphas = 1.0 - betas
         alphas_cumprod = torch.cumprod(alphas, 0)  # ᾱ_t = ∏ α_s
         alphas_cumprod_prev = torch.cat([alphas_cumprod.new_ones(1), alphas_cumprod[:-1]])  # ᾱ_{t-1}, ᾱ_{-1} = 1
