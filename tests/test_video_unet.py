@@ -153,3 +153,22 @@ def test_samplers_drive_the_unet():
     x = ddim_sample(model, (1, 1, 2, 16, 16), linear_schedule(10), steps=2, cond=torch.tensor([1]),
                     guidance_scale=2.0, generator=torch.Generator().manual_seed(0), progress=False)
     assert x.shape == (1, 1, 2, 16, 16) and x.abs().max() <= 1
+
+
+@pytest.mark.parametrize("frame_positions", [False, True])
+def test_frame_positions_give_temporal_attention_a_clock(frame_positions):
+    """A relative bias alone is shift-equivariant: a clip that is the same in every frame stays the same in every
+    frame. A frame clock (AnimateDiff-style sinusoidal frame index) makes the frames differ."""
+    torch.manual_seed(0)
+    block = TemporalAttention(8, heads=2, groups=2, max_frames=6, frame_positions=frame_positions)
+    torch.nn.init.normal_(block.attn.proj.weight, std=0.5)
+    frame = torch.randn(1, 8, 3, 3)
+    x = frame.repeat(6, 1, 1, 1)  # (B·T, C, H, W): one clip of 6 identical frames
+    out = block(x, frames=6, temporal=True)
+    spread = (out - out.mean(0, keepdim=True)).abs().max().item()
+    if frame_positions:
+        assert spread > 1e-2
+    else:
+        assert spread < 1e-5
+    assert sum(p.numel() for p in block.parameters()) == sum(
+        p.numel() for p in TemporalAttention(8, 2, 2, 6).parameters())  # the clock has no parameters

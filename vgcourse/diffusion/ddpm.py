@@ -15,6 +15,7 @@ from typing import Callable, NamedTuple
 import torch
 from tqdm.auto import tqdm
 
+from vgcourse.diffusion.clean_context import CleanContext, with_clean_context
 from vgcourse.diffusion.schedules import NoiseSchedule
 from vgcourse.diffusion.v_prediction import VPrediction, check_schedule, v_target
 
@@ -67,7 +68,8 @@ def guided_eps(model: EpsModel, x_t: torch.Tensor, t: torch.Tensor, cond: object
 
 
 def diffusion_loss(model: EpsModel, x0: torch.Tensor, schedule: NoiseSchedule, cond: object | None = None,
-                   generator: torch.Generator | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+                   generator: torch.Generator | None = None, mask: torch.Tensor | None = None,
+                   context: torch.Tensor | None = None) -> torch.Tensor:
     """The "simple" ε-prediction loss of Ho et al. 2020, eq. (14).
 
     L = E_{t, ε} ||ε - ε_θ(√ᾱ_t x_0 + √(1-ᾱ_t) ε, t)||², with t uniform over the T steps. For a
@@ -80,6 +82,8 @@ def diffusion_loss(model: EpsModel, x0: torch.Tensor, schedule: NoiseSchedule, c
         generator: draws t and ε (must live on x0's device) for reproducible losses.
         mask: optional weights, (B,) per sample or broadcastable to x0 (e.g. (B, 1, T, 1, 1) per frame);
             the loss is the mask-weighted mean of the squared error.
+        context: optional (B, 1, T, 1, 1) in {0, 1}: frames that enter x_t clean and are left out of the loss
+            (:mod:`vgcourse.diffusion.clean_context`; a first frame to continue, the last frames of a chunk).
     Returns:
         a scalar float32 tensor.
     """
@@ -89,6 +93,10 @@ def diffusion_loss(model: EpsModel, x0: torch.Tensor, schedule: NoiseSchedule, c
     t = torch.randint(0, schedule.T, (b,), device=x0.device, generator=generator)  # t ~ Uniform{0..T-1}
     noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)  # ε ~ N(0, I)
     x_t = schedule.q_sample(x0, t, noise)  # eq. (4)
+    if context is not None:
+        x_t = with_clean_context(x_t, x0, context)  # the given frames, unnoised
+        unscored = 1 - context.to(x0.device, torch.float32)  # (B, 1, T, 1, 1)
+        mask = unscored if mask is None else _as_weights(mask, x0) * unscored
     if isinstance(model, VPrediction):
         predict, target = model.predict_v, v_target(x0, noise, t, schedule).float()  # Salimans & Ho 2022, §4
     else:
@@ -96,15 +104,20 @@ def diffusion_loss(model: EpsModel, x0: torch.Tensor, schedule: NoiseSchedule, c
     sq_err = (_call(predict, x_t, t, cond) - target) ** 2  # (B, C, T, H, W), eq. (14)
     if mask is None:
         return sq_err.mean()
-    mask = mask.to(sq_err.device, torch.float32)
+    weights = _as_weights(mask, x0)  # (B, C, T, H, W)
+    return (sq_err * weights).sum() / weights.sum().clamp_min(1e-12)
+
+
+def _as_weights(mask: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    """Loss weights (B,) or broadcastable to x0, as float32 weights of x0's shape (B, C, T, H, W)."""
+    mask = mask.to(x0.device, torch.float32)
     if mask.ndim == 1:
         mask = mask.reshape(-1, 1, 1, 1, 1)  # (B, 1, 1, 1, 1)
     try:
-        weights = torch.broadcast_to(mask, sq_err.shape)  # (B, C, T, H, W)
+        return torch.broadcast_to(mask, x0.shape)  # (B, C, T, H, W)
     except RuntimeError:
         raise ValueError(f"expected mask of shape (B,) or broadcastable to {tuple(x0.shape)}, "
                          f"got {tuple(mask.shape)}") from None
-    return (sq_err * weights).sum() / weights.sum().clamp_min(1e-12)
 
 
 def ddim_timesteps(T: int, steps: int) -> torch.Tensor:
@@ -148,7 +161,7 @@ def ddpm_sample(model: EpsModel, shape: tuple[int, ...], schedule: NoiseSchedule
                 generator: torch.Generator | None = None, return_trajectory: bool = False, progress: bool = True,
                 guidance_scale: float = 1.0, clip_x0: bool = True, variance: str = "posterior",
                 trajectory_every: int = 1, device: torch.device | str | None = None,
-                ) -> torch.Tensor | SamplingResult:
+                context: CleanContext | None = None) -> torch.Tensor | SamplingResult:
     """Ancestral sampling, T model calls from x_T ~ N(0, I) down to x_0 (Ho et al. 2020, Algorithm 2).
 
     Inputs:
@@ -156,6 +169,8 @@ def ddpm_sample(model: EpsModel, shape: tuple[int, ...], schedule: NoiseSchedule
         variance: "posterior" (σ_t² = β̃_t) or "beta" (σ_t² = β_t), the two choices of Ho et al. 2020, §3.2.
         clip_x0: clamp the predicted x_0 to [-1, 1] before forming the posterior mean.
         device: where to sample (default: the schedule's device); ``generator`` must live there.
+        context: frames given clean (:class:`~vgcourse.diffusion.clean_context.CleanContext`), written into the
+            state before every model call and into the sample; for a model trained with ``diffusion_loss(context=)``.
     Returns:
         samples (B, C, T, H, W), or with ``return_trajectory`` a :class:`SamplingResult` whose trajectory
         holds x_T, ..., x_0 (every ``trajectory_every``-th state, always the last) on the CPU.
@@ -170,6 +185,7 @@ def ddpm_sample(model: EpsModel, shape: tuple[int, ...], schedule: NoiseSchedule
     record.add(x, schedule.T - 1)
     for i in tqdm(range(schedule.T - 1, -1, -1), desc="DDPM", disable=not progress, leave=False):
         t = torch.full((shape[0],), i, device=device, dtype=torch.long)
+        x = context.apply(x) if context is not None else x
         eps = guided_eps(model, x, t, cond, guidance_scale)
         x0 = schedule.predict_x0(x, t, eps)
         if clip_x0:
@@ -179,7 +195,7 @@ def ddpm_sample(model: EpsModel, shape: tuple[int, ...], schedule: NoiseSchedule
             std = var.sqrt() if variance == "posterior" else schedule.betas[i].sqrt()
             x = mean + std * torch.randn(shape, device=device, generator=generator)  # Algorithm 2, line 4
         else:
-            x = mean  # z = 0 at the last step
+            x = mean if context is None else context.apply(mean)  # z = 0 at the last step
         record.add(x, i - 1, last=i == 0)
     return record.result(x)
 
@@ -189,12 +205,12 @@ def ddim_sample(model: EpsModel, shape: tuple[int, ...], schedule: NoiseSchedule
                 cond: object | None = None, generator: torch.Generator | None = None,
                 return_trajectory: bool = False, progress: bool = True, guidance_scale: float = 1.0,
                 clip_x0: bool = True, trajectory_every: int = 1, device: torch.device | str | None = None,
-                ) -> torch.Tensor | SamplingResult:
+                context: CleanContext | None = None) -> torch.Tensor | SamplingResult:
     """DDIM sampling on ``steps`` evenly spaced timesteps (Song et al. 2021, eq. (12)).
 
     eta = 0 is deterministic given x_T; eta = 1 with steps = T is ancestral DDPM sampling with σ_t² = β̃_t.
-    Inputs and returns as :func:`ddpm_sample`; with ``clip_x0`` the ε used for the direction term is
-    recomputed from the clamped x_0, so that x_t, x̂_0 and ε stay consistent.
+    Inputs (``context`` included) and returns as :func:`ddpm_sample`; with ``clip_x0`` the ε used for the direction
+    term is recomputed from the clamped x_0, so that x_t, x̂_0 and ε stay consistent.
     """
     shape = _check_shape(shape)
     if eta < 0:
@@ -210,6 +226,7 @@ def ddim_sample(model: EpsModel, shape: tuple[int, ...], schedule: NoiseSchedule
         prev = ts[k + 1] if k + 1 < len(ts) else -1
         a, a_prev = abar[i].item(), (abar[prev].item() if prev >= 0 else 1.0)
         t = torch.full((shape[0],), i, device=device, dtype=torch.long)
+        x = context.apply(x) if context is not None else x
         eps = guided_eps(model, x, t, cond, guidance_scale)
         x0 = schedule.predict_x0(x, t, eps)  # "predicted x_0" of eq. (12)
         if clip_x0:
@@ -219,5 +236,7 @@ def ddim_sample(model: EpsModel, shape: tuple[int, ...], schedule: NoiseSchedule
         x = a_prev ** 0.5 * x0 + max(1 - a_prev - sigma ** 2, 0.0) ** 0.5 * eps  # eq. (12): x_0 and direction to x_t
         if sigma > 0:
             x = x + sigma * torch.randn(shape, device=device, generator=generator)  # eq. (12): random noise
+        if prev == -1 and context is not None:
+            x = context.apply(x)
         record.add(x, prev, last=prev == -1)
     return record.result(x)

@@ -46,6 +46,7 @@ class VideoUNetConfig:
     image_size: int = 32
     frames: int = 16  # relative positions are learned for offsets -(frames-1)..(frames-1)
     norm_groups: int = 32
+    frame_positions: bool = False  # also add a sinusoidal frame index to temporal attention's input (AnimateDiff)
 
 
 def video_unet_tiny(**kw) -> VideoUNetConfig:  # smoke tests: ~0.2M parameters at 16×16
@@ -117,13 +118,18 @@ class SpatialAttention(nn.Module):
 class TemporalAttention(nn.Module):
     """Self-attention over the T frames at each pixel with a learned relative-position bias (Ho et al. 2022, §3).
 
+    With ``frame_positions``, a sinusoidal embedding of the frame index (Vaswani et al. 2017, §3.5) is added to the
+    normalised tokens before q, k, v, as AnimateDiff's motion module does (Guo et al. 2024, §4.2). A relative bias
+    alone makes the block shift-equivariant in time: it can say "the frame before", not "frame 5", so a
+    condition that is the same on every frame ("moves left") has no clock to turn into positions.
+
     Inputs: x (B·T, C, H, W); frames T; temporal: True (attend over frames), False (each frame attends only
     to itself: the frames are independent images) or (B,) bool, one choice per sample. Returns (B·T, C, H, W).
     """
 
-    def __init__(self, channels: int, heads: int, groups: int, max_frames: int):
+    def __init__(self, channels: int, heads: int, groups: int, max_frames: int, frame_positions: bool = False):
         super().__init__()
-        self.heads, self.max_frames = heads, max_frames
+        self.heads, self.max_frames, self.frame_positions = heads, max_frames, frame_positions
         self.norm, self.attn = group_norm(channels, groups), SelfAttention(channels, heads)
         self.rel_bias = nn.Parameter(torch.zeros(2 * max_frames - 1, heads))  # one scalar per offset and head
         nn.init.zeros_(self.attn.proj.weight)
@@ -138,6 +144,9 @@ class TemporalAttention(nn.Module):
     def forward(self, x: torch.Tensor, frames: int, temporal: bool | torch.Tensor) -> torch.Tensor:
         _, _, h, w = x.shape
         tokens = rearrange(self.norm(x), "(b t) c h w -> (b h w) t c", t=frames)  # (B·H·W, T, C)
+        if self.frame_positions:
+            index = torch.arange(frames, device=x.device)
+            tokens = tokens + timestep_embedding(index, tokens.shape[-1]).to(tokens.dtype)  # + (T, C) frame clock
         q, k, v = rearrange(self.attn.qkv(tokens), "n t (three h d) -> three n h t d",
                             three=3, h=self.heads)  # 3 × (B·H·W, heads, T, d)
         # A frame that attends only to itself has one key: softmax weight 1, so its output is its own value.
@@ -161,7 +170,7 @@ class SpaceTimeBlock(nn.Module):
         g = cfg.norm_groups
         self.res = ResBlock(c_in, c_out, emb_dim, cfg.dropout, g)
         self.spatial = SpatialAttention(c_out, cfg.heads, g) if spatial else None
-        self.temporal = TemporalAttention(c_out, cfg.heads, g, cfg.frames) if temporal else None
+        self.temporal = TemporalAttention(c_out, cfg.heads, g, cfg.frames, cfg.frame_positions) if temporal else None
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, frames: int, temporal: bool | torch.Tensor) -> torch.Tensor:
         x = self.res(x, emb)  # (B·T, C_out, H, W)
