@@ -127,3 +127,34 @@ def test_wrapper_passes_conditions_through_and_checks_the_network_output():
     assert seen["cond"] == "a red square"
     with pytest.raises(ValueError, match="like x_t"):
         VPrediction(_Net(nn.Conv3d(1, 2, 1)), s)(torch.zeros(1, 1, 1, 2, 2), torch.tensor([0]))
+
+
+class Compiled(nn.Module):
+    """Stands in for torch.compile's OptimizedModule: the wrapped module under ``_orig_mod``, called through
+    forward (which counts its calls)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self._orig_mod, self.calls = module, 0
+
+    def forward(self, *args, **kwargs):
+        self.calls += 1
+        return self._orig_mod(*args, **kwargs)
+
+
+def test_a_compiled_v_model_is_trained_on_v_through_its_forward():
+    s = cosine_schedule(100)
+    torch.manual_seed(0)
+    conv = nn.Conv3d(1, 1, 1)
+    model = VPrediction(lambda x, t: conv(x), s)
+    x0 = torch.rand(4, 1, 2, 4, 4) * 2 - 1
+    wrapped = Compiled(model)
+    loss = diffusion_loss(wrapped, x0, s, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(loss, diffusion_loss(model, x0, s, generator=torch.Generator().manual_seed(5)))
+    assert wrapped.calls == 1  # the compiled forward ran, not the bare predict_v
+    eps_loss = diffusion_loss(lambda x, t: model(x, t), x0, s, generator=torch.Generator().manual_seed(5))
+    assert not torch.isclose(loss, eps_loss)  # what a missed VPrediction would have trained on
+    with pytest.raises(ValueError, match="schedule"):
+        diffusion_loss(wrapped, x0, linear_schedule(100))
+    with pytest.raises(ValueError, match="output"):
+        model(x0, torch.zeros(4, dtype=torch.long), output="x0")

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from vgcourse.diffusion.clean_context import CleanContext, with_clean_context
 from vgcourse.diffusion.schedules import NoiseSchedule
 from vgcourse.diffusion.v_prediction import VPrediction, check_schedule, v_target
+from vgcourse.nn.wrappers import unwrap
 
 EpsModel = Callable[..., torch.Tensor]
 
@@ -97,8 +98,9 @@ def diffusion_loss(model: EpsModel, x0: torch.Tensor, schedule: NoiseSchedule, c
         x_t = with_clean_context(x_t, x0, context)  # the given frames, unnoised
         unscored = 1 - context.to(x0.device, torch.float32)  # (B, 1, T, 1, 1)
         mask = unscored if mask is None else _as_weights(mask, x0) * unscored
-    if isinstance(model, VPrediction):
-        predict, target = model.predict_v, v_target(x0, noise, t, schedule).float()  # Salimans & Ho 2022, §4
+    if isinstance(unwrap(model), VPrediction):  # also compiled or inside DDP: called through its forward
+        predict = lambda x, t_, *c: model(x, t_, *c, output="v")  # noqa: E731
+        target = v_target(x0, noise, t, schedule).float()  # Salimans & Ho 2022, §4
     else:
         predict, target = model, noise.float()
     sq_err = (_call(predict, x_t, t, cond) - target) ** 2  # (B, C, T, H, W), eq. (14)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from vgcourse.diffusion.schedules import NoiseSchedule
+from vgcourse.nn.wrappers import unwrap
 
 
 def v_target(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
@@ -50,8 +51,14 @@ class VPrediction(nn.Module):
     def predict_v(self, x_t: torch.Tensor, t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         return self.net(x_t, t, *args, **kwargs)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args, output: str = "eps", **kwargs) -> torch.Tensor:
+        """ε̂ (``output="eps"``, what samplers call) or the network's v̂ (``output="v"``, what the loss calls: through
+        forward, so that a ``torch.compile``d or DDP-wrapped model runs compiled and synchronised)."""
+        if output not in ("eps", "v"):
+            raise ValueError(f"expected output 'eps' or 'v', got {output!r}")
         v = self.predict_v(x_t, t, *args, **kwargs)
+        if output == "v":
+            return v
         if not isinstance(v, torch.Tensor) or v.shape != x_t.shape:
             got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
             raise ValueError(f"expected the network to return v of shape {tuple(x_t.shape)} like x_t, got {got}")
@@ -65,6 +72,7 @@ class VPrediction(nn.Module):
 
 def check_schedule(model: object, schedule: NoiseSchedule) -> None:
     """Raise if ``model`` is a :class:`VPrediction` built on another schedule than the one it is used with."""
+    model = unwrap(model)  # a compiled or DDP-wrapped VPrediction is still one
     if not isinstance(model, VPrediction):
         return
     if model.schedule.key != schedule.key:  # compares stored betas, without touching the device (a hot path)

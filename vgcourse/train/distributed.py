@@ -33,6 +33,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from vgcourse.nn.wrappers import unwrap  # noqa: F401 — re-exported: vgcourse.train.distributed.unwrap
+
 
 @dataclass(frozen=True)
 class DistributedEnv:
@@ -102,17 +104,6 @@ def wrap_model(model: nn.Module, env: DistributedEnv) -> nn.Module:
         return model
     device_ids = [env.device.index] if env.device.type == "cuda" else None
     return DDP(model, device_ids=device_ids)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The bare model inside DDP (and inside ``torch.compile``), for EMA, sampling and saving."""
-    while True:
-        if isinstance(model, DDP):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):  # torch.compile's OptimizedModule
-            model = model._orig_mod
-        else:
-            return model
 
 
 def local_rows(batch: Any, rank: int, world_size: int) -> Any:
