@@ -249,3 +249,28 @@ def test_a_time_budget_warns_about_a_schedule_it_cannot_move():
                  schedulers={"main": torch.optim.lr_scheduler.StepLR(opt, 100)})
     with pytest.warns(UserWarning, match="cannot follow the time budget"):
         tr.fit()
+
+
+def test_retarget_does_not_restart_a_finished_decay():
+    """A second time-bounded fit() moves the end again; a decay that has ended must not climb back up."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = warmup_cosine(opt, 1, 10, final=0.1)
+    for _ in range(12):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)  # decayed to the end
+    assert retarget(sched, 30)
+    opt.step()
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)  # still the final rate, not 0.1 + 0.9·cos(...)
+    midway = warmup_cosine(opt, 1, 10, final=0.1)
+    for _ in range(5):
+        opt.step()
+        midway.step()
+    assert retarget(midway, 20)  # a decay still running does move
+    assert midway.lr_lambdas[0].total == 20
+    flat = warmup_cosine(opt, 1, 10)  # final = 1: no decay to protect
+    for _ in range(12):
+        opt.step()
+        flat.step()
+    assert retarget(flat, 30) and flat.lr_lambdas[0].total == 30

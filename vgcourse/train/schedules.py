@@ -35,8 +35,16 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup: int, total: int,
 
 
 def retarget(scheduler: object, total: int) -> bool:
-    """Make a :func:`warmup_cosine` schedule end at step ``total``; False (and nothing changed) for any other."""
+    """Make a :func:`warmup_cosine` schedule end at step ``total``; False (and nothing changed) for any other.
+
+    A decay that has already ended stays ended: moving its end past the current step would raise the learning rate
+    back up the cosine (a second time-bounded ``fit()`` would otherwise restart a finished decay). Such a schedule
+    keeps its final rate.
+    """
     factors = [f for f in getattr(scheduler, "lr_lambdas", []) if isinstance(f, WarmupCosine)]
+    step = getattr(scheduler, "last_epoch", 0)
     for f in factors:
+        if f.final < 1.0 and step >= f.total:
+            continue  # decayed to the end already: stay at the final rate
         f.total = max(1, total)
     return bool(factors)
