@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from vgcourse.diffusion import cosine_schedule, ddim_sample, ddpm_sample, diffusion_loss, linear_schedule
-from vgcourse.diffusion.clean_context import CleanContext, first_frames_context, with_clean_context
+from vgcourse.diffusion.clean_context import CleanContext, leading_frames_context, with_clean_context
 from vgcourse.diffusion.conditioning import Conditions, first_frame_context
 
 
@@ -49,7 +49,7 @@ def test_samplers_continue_a_clean_first_frame_exactly(sampler):
     s = linear_schedule(50)
     image = _image(0)
     clip_shape = (3, 2, 5, 6, 6)
-    context = first_frames_context(image.expand(clip_shape).contiguous(), 1)
+    context = leading_frames_context(image.expand(clip_shape).contiguous(), 1)
     model = ContinueFirstFrame(s)
     g = torch.Generator().manual_seed(1)
     run = (lambda **kw: ddpm_sample(model, clip_shape, s, progress=False, generator=g, **kw)) if sampler == "ddpm" \
@@ -121,5 +121,5 @@ def test_first_frame_context_follows_given():
     with pytest.raises(ValueError, match="first_frame"):
         first_frame_context(Conditions(caption=torch.ones(3, 2, dtype=torch.long)), (3, 2, 4, 6, 6))
     with pytest.raises(ValueError, match="0 < frames"):
-        first_frames_context(torch.zeros(1, 1, 4, 2, 2), 5)
+        leading_frames_context(torch.zeros(1, 1, 4, 2, 2), 5)
     assert isinstance(ctx, CleanContext)

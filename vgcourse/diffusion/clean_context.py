@@ -53,7 +53,7 @@ class CleanContext(NamedTuple):
         return with_clean_context(x, self.known.to(x.device), self.mask.to(x.device))
 
 
-def first_frames_context(video: torch.Tensor, frames: int, given: torch.Tensor | None = None) -> CleanContext:
+def leading_frames_context(video: torch.Tensor, frames: int, given: torch.Tensor | None = None) -> CleanContext:
     """A :class:`CleanContext` holding the first ``frames`` frames of ``video`` (B, C, T, H, W), for the clips
     where ``given`` (B,) bool is True (all clips by default)."""
     if video.ndim != 5 or not 0 < frames <= video.shape[2]:
