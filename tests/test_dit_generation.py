@@ -9,7 +9,7 @@ import torch
 from vgcourse.data import MovingDigits, tokenize
 from vgcourse.diffusion import ddim_sample, linear_schedule
 from vgcourse.diffusion.ddpm import ddim_timesteps
-from vgcourse.dit import DiTConfig
+from vgcourse.dit import DiT, DiTConfig
 from vgcourse.dit.generation import (CroppedDigits, TextDiT, bucket_stream, ddim_from, extend, replace_known,
                                      sdedit, sdedit_timesteps, seam_jumps)
 
@@ -126,3 +126,84 @@ def test_seam_jumps() -> None:
     assert out["seam_change"] == 1.0 and out["within_change"] == 0.0
     ramp = torch.linspace(-1, 1, 6).view(1, 1, 6, 1, 1).expand(2, 1, 6, 4, 4)
     assert seam_jumps(ramp, [2, 4])["seam_ratio"] == pytest.approx(1.0)
+
+
+# ---- continuation with clean context (MaskedDiT) ------------------------------------------------------------
+def test_dit_cond_channels_enter_the_patches_and_are_not_predicted():
+    from vgcourse.dit import flops_per_forward, measured_flops_per_forward
+    cfg = DiTConfig(input_size=8, frames=4, in_channels=2, patch_size=2, hidden_size=32, depth=1, num_heads=2,
+                    num_classes=0, cond_channels=1)
+    model = DiT(cfg)
+    x = torch.randn(3, 2, 4, 8, 8)
+    assert model(x, torch.zeros(3, dtype=torch.long)).shape == x.shape  # C out, not C + 1
+    assert model.x_embedder.proj.in_channels == 3
+    torch.nn.init.normal_(model.final_layer.linear.weight, std=0.1)
+    torch.nn.init.normal_(model.final_layer.adaLN_modulation[-1].weight, std=0.1)
+    for block in model.blocks:
+        torch.nn.init.normal_(block.adaLN_modulation[-1].weight, std=0.1)
+    t = torch.full((3,), 10)
+    ones = torch.ones(3, 1, 4, 8, 8)
+    assert not torch.allclose(model(x, t, concat=ones), model(x, t))  # the channel is read
+    torch.testing.assert_close(model(x, t, concat=torch.zeros_like(ones)), model(x, t))  # None = zeros
+    with pytest.raises(ValueError, match="cond_channels"):
+        model(x, t, concat=torch.ones(3, 2, 4, 8, 8))
+    plain = DiTConfig(**{**vars(cfg), "cond_channels": 0})
+    assert flops_per_forward(cfg) > flops_per_forward(plain)
+    assert flops_per_forward(cfg) == pytest.approx(measured_flops_per_forward(cfg), rel=0.05)
+
+
+def test_random_context_gives_leading_frames_to_some_clips():
+    from vgcourse.dit.generation import random_context
+    mask = random_context(4000, 8, 3, p_context=0.3, generator=torch.Generator().manual_seed(0))
+    m = mask[:, 0, :, 0, 0]  # (B, T)
+    k = m.sum(1)
+    assert set(k.unique().tolist()) == {0, 1, 2, 3}
+    assert abs((k > 0).float().mean().item() - 0.3) < 0.03
+    assert torch.equal(m, (torch.arange(8)[None] < k[:, None]).float())  # always the leading frames
+    with pytest.raises(ValueError, match="max_context"):
+        random_context(2, 4, 4)
+
+
+class HoldLastGiven(torch.nn.Module):
+    """The exact ε for data that holds still, when the given frames are clean: x_0 = the last given frame,
+    everywhere. Reads the mask it is passed, as a MaskedDiT does."""
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.abar = schedule.alphas_cumprod.double()
+
+    def forward(self, x_t, t, mask=None):
+        a = self.abar[t].reshape(-1, 1, 1, 1, 1)
+        last = int(mask[0, 0, :, 0, 0].sum().item()) - 1
+        x0 = x_t[:, :, last:last + 1].double().expand_as(x_t)
+        return ((x_t.double() - a.sqrt() * x0) / (1 - a).sqrt()).float()
+
+
+def test_extend_with_clean_context_continues_the_given_frames_exactly():
+    from vgcourse.diffusion import linear_schedule
+    s = linear_schedule(100)
+    still = torch.rand(2, 1, 1, 6, 6, generator=torch.Generator().manual_seed(0)).expand(2, 1, 8, 6, 6) * 2 - 1
+    long_clip, seams = extend(HoldLastGiven(s), still.contiguous(), s, total_frames=20, context=3, steps=10,
+                              generator=torch.Generator().manual_seed(1), clean_context=True)
+    assert long_clip.shape == (2, 1, 20, 6, 6) and seams == [8, 13, 18]
+    torch.testing.assert_close(long_clip, still[:, :, :1].expand(2, 1, 20, 6, 6), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="cond"):
+        extend(HoldLastGiven(s), still.contiguous(), s, 20, 3, 10, cond=torch.zeros(2), clean_context=True)
+
+
+def test_masked_dit_reads_its_mask():
+    from vgcourse.dit.generation import MaskedDiT
+    cfg = DiTConfig(input_size=8, frames=4, in_channels=1, patch_size=2, hidden_size=32, depth=1, num_heads=2,
+                    num_classes=0, cond_channels=1)
+    model = MaskedDiT(cfg)
+    torch.nn.init.normal_(model.dit.final_layer.linear.weight, std=0.1)
+    torch.nn.init.normal_(model.dit.final_layer.adaLN_modulation[-1].weight, std=0.1)
+    x, t = torch.randn(2, 1, 4, 8, 8), torch.full((2,), 5)
+    mask = torch.zeros(2, 1, 4, 1, 1)
+    mask[:, :, :2] = 1
+    assert not torch.allclose(model(x, t, mask), model(x, t))
+    torch.testing.assert_close(model(x, t, torch.zeros_like(mask)), model(x, t))
+    with pytest.raises(ValueError, match="mask"):
+        model(x, t, torch.zeros(2, 1, 3, 1, 1))
+    with pytest.raises(ValueError, match="cond_channels=1"):
+        MaskedDiT(DiTConfig(**{**vars(cfg), "cond_channels": 0}))

@@ -9,6 +9,9 @@
   clamped to their noised values at every step; Song et al. 2021b, Lugmayr et al. 2022) that :func:`extend`
   uses to continue a clip chunk by chunk, and that :func:`sdedit` uses from a part-way noised source (Meng et
   al. 2022).
+- :class:`MaskedDiT` and :func:`random_context`: a DiT trained to *continue* given frames (Open-Sora 1.1's masked
+  DiT): the given frames enter x_t clean, a mask channel says which they are, and the loss skips them
+  (:mod:`vgcourse.diffusion.clean_context`); :func:`extend` with ``clean_context=True`` continues with it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from torch import nn
 
 from vgcourse.data.base import VideoBatch, bounce
 from vgcourse.data.digits import MovingDigits, digit_split, load_digit_images, render_sprites
+from vgcourse.diffusion.clean_context import CleanContext
 from vgcourse.diffusion.conditioning import CaptionEncoder
 from vgcourse.diffusion.ddpm import guided_eps
 from vgcourse.diffusion.schedules import NoiseSchedule
@@ -74,6 +78,47 @@ class TextDiT(nn.Module):
             h = block(h, c, grid)  # (B, L, D)
         h = dit.final_layer(h, c)  # (B, L, pt·p·p·C)
         return unpatchify(h, grid, cfg.temporal_patch, cfg.patch_size)  # (B, C, T, H, W)
+
+
+# ---- continuation: a DiT that sees which frames are given clean ------------------------------------------------
+class MaskedDiT(nn.Module):
+    """A DiT with one extra input channel, the frame mask: 1 on frames given clean (context), 0 on frames to draw.
+
+    Open-Sora 1.1 ("Masked DiT as Image/Video-to-Video Model") gives such frames timestep 0; here the mask rides
+    along as an input channel (the DiT's ``cond_channels``), as chapter 10's U-Net marks its given first frame.
+    Inputs (forward): x (B, C, T, H, W); t (B,); mask (B, 1, T, 1, 1) or None (no frame given: unconditional
+    generation). Returns the DiT's output for the C video channels.
+    """
+
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        if config.cond_channels != 1:
+            raise ValueError(f"a MaskedDiT takes one mask channel: expected cond_channels=1, "
+                             f"got {config.cond_channels}")
+        self.dit, self.config = DiT(config), config
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, _, frames, h, w = x.shape
+        if mask is None:
+            return self.dit(x, t)  # the mask channel is zeros: nothing given
+        if mask.ndim != 5 or tuple(mask.shape) not in ((b, 1, frames, 1, 1), (1, 1, frames, 1, 1)):
+            raise ValueError(f"expected a frame mask of shape (B, 1, T, 1, 1) = {(b, 1, frames, 1, 1)}, "
+                             f"got {tuple(mask.shape)}")
+        return self.dit(x, t, concat=mask.to(x.dtype).expand(b, 1, frames, h, w))  # (B, C, T, H, W)
+
+
+def random_context(batch: int, frames: int, max_context: int, p_context: float = 0.5,
+                   generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Training masks for continuation: per clip, with probability ``p_context`` its first k frames are given,
+    k uniform in 1..max_context; else none. Returns (B, 1, T, 1, 1) in {0, 1}, for ``diffusion_loss(context=)``
+    and as the :class:`MaskedDiT`'s mask. ``generator`` lives on the CPU."""
+    if not 0 < max_context < frames or not 0.0 <= p_context <= 1.0:
+        raise ValueError(f"expected 0 < max_context < frames={frames} and p_context in [0, 1], "
+                         f"got max_context={max_context}, p_context={p_context}")
+    given = torch.rand(batch, generator=generator) < p_context  # (B,)
+    k = torch.randint(1, max_context + 1, (batch,), generator=generator) * given  # (B,): 0 = none given
+    mask = (torch.arange(frames)[None] < k[:, None]).float()  # (B, T)
+    return mask.view(batch, 1, frames, 1, 1).to(device)
 
 
 # ---- many shapes: cropped canvases and buckets ----------------------------------------------------------------
@@ -162,18 +207,21 @@ def replace_known(x_t: torch.Tensor, known: torch.Tensor, mask: torch.Tensor, t:
 def ddim_from(model: Callable[..., torch.Tensor], x: torch.Tensor, schedule: NoiseSchedule, timesteps: list[int],
               cond: object | None = None, guidance_scale: float = 1.0, known: torch.Tensor | None = None,
               mask: torch.Tensor | None = None, generator: torch.Generator | None = None,
-              clip_x0: bool = True) -> torch.Tensor:
+              clip_x0: bool = True, context: CleanContext | None = None) -> torch.Tensor:
     """Deterministic DDIM (η = 0; Song et al. 2021, eq. (12)) from the state x at timesteps[0] down to x_0.
 
     With ``known`` and ``mask``, the known region is replaced by its noised values before every model call and
-    by the clean values at the end (:func:`replace_known`). Inputs: x (B, C, T, H, W) at timesteps[0];
-    timesteps descending; cond, guidance_scale as :func:`vgcourse.diffusion.ddpm.guided_eps`.
+    by the clean values at the end (:func:`replace_known`); with ``context``, given frames are written in clean
+    instead, for a model trained on clean context (:class:`MaskedDiT`). Inputs: x (B, C, T, H, W) at
+    timesteps[0]; timesteps descending; cond, guidance_scale as :func:`vgcourse.diffusion.ddpm.guided_eps`.
     Returns x_0 (B, C, T, H, W).
     """
     if x.ndim != 5 or not x.is_floating_point():
         raise ValueError(f"expected a noisy state x as a float (B, C, T, H, W), got {tuple(x.shape)} {x.dtype}")
     if (known is None) != (mask is None):
         raise ValueError("replacement needs known and mask together; got only one of them")
+    if known is not None and context is not None:
+        raise ValueError("give either known frames to replace by their noised values or a clean context, not both")
     check_schedule(model, schedule)
     abar = schedule.alphas_cumprod.double().cpu()
     x = x.float()
@@ -181,6 +229,8 @@ def ddim_from(model: Callable[..., torch.Tensor], x: torch.Tensor, schedule: Noi
         if known is not None:
             noise = torch.randn(x.shape, device=x.device, generator=generator)
             x = replace_known(x, known, mask, i, schedule, noise)
+        if context is not None:
+            x = context.apply(x)
         prev = timesteps[k + 1] if k + 1 < len(timesteps) else -1
         a_prev = abar[prev].item() if prev >= 0 else 1.0
         t = torch.full((x.shape[0],), i, device=x.device, dtype=torch.long)
@@ -192,7 +242,7 @@ def ddim_from(model: Callable[..., torch.Tensor], x: torch.Tensor, schedule: Noi
         x = a_prev ** 0.5 * x0 + (1 - a_prev) ** 0.5 * eps  # Song et al. 2021, eq. (12), σ = 0
     if known is not None:
         x = mask * known.to(x.dtype) + (1 - mask) * x
-    return x
+    return context.apply(x) if context is not None else x
 
 
 @torch.no_grad()
@@ -214,17 +264,21 @@ def sdedit(model: Callable[..., torch.Tensor], source: torch.Tensor, schedule: N
 @torch.no_grad()
 def extend(model: Callable[..., torch.Tensor], clip: torch.Tensor, schedule: NoiseSchedule, total_frames: int,
            context: int, steps: int, cond: object | None = None, guidance_scale: float = 1.0,
-           generator: torch.Generator | None = None) -> tuple[torch.Tensor, list[int]]:
+           generator: torch.Generator | None = None, clean_context: bool = False) -> tuple[torch.Tensor, list[int]]:
     """Continue ``clip`` (B, C, T, H, W) chunk by chunk until it has ``total_frames`` frames.
 
-    Each chunk is a T-frame window whose first ``context`` frames are the last frames generated so far, kept by
-    replacement; its T − context new frames are appended. Returns the long clip (B, C, total_frames, H, W) and the
+    Each chunk is a T-frame window whose first ``context`` frames are the last frames generated so far; its
+    T − context new frames are appended. The context is kept by replacement (its noised values, any model), or with
+    ``clean_context`` given clean, the mask passed as the model's condition (a :class:`MaskedDiT` trained with
+    :func:`random_context`; ``cond`` must then be None). Returns the long clip (B, C, total_frames, H, W) and the
     seams: the indices of the first new frame of each chunk.
     """
     check_video(clip, "clip")
     b, c, t, h, w = clip.shape
     if not 0 < context < t:
         raise ValueError(f"expected 0 < context < T={t} frames of the window, got context={context}")
+    if clean_context and cond is not None:
+        raise ValueError("with clean_context the model's condition is the frame mask; got a cond as well")
     ts = torch.linspace(schedule.T - 1, 0, steps, dtype=torch.float64).round().long().tolist()
     mask = torch.zeros(1, 1, t, 1, 1, device=clip.device)
     mask[:, :, :context] = 1.0  # (1, 1, T, 1, 1): the frames we keep
@@ -233,7 +287,12 @@ def extend(model: Callable[..., torch.Tensor], clip: torch.Tensor, schedule: Noi
         known = torch.zeros(b, c, t, h, w, device=clip.device)
         known[:, :, :context] = out[:, :, -context:]
         x = torch.randn(known.shape, device=clip.device, generator=generator)  # x_T
-        chunk = ddim_from(model, x, schedule, ts, cond, guidance_scale, known, mask, generator)
+        if clean_context:
+            given = mask.expand(b, -1, -1, -1, -1)  # (B, 1, T, 1, 1)
+            chunk = ddim_from(model, x, schedule, ts, cond=given, generator=generator,
+                              context=CleanContext(known, given))
+        else:
+            chunk = ddim_from(model, x, schedule, ts, cond, guidance_scale, known, mask, generator)
         seams.append(out.shape[2])
         out = torch.cat([out, chunk[:, :, context:]], dim=2)  # (B, C, T_so_far + T − context, H, W)
     return out[:, :, :total_frames], [s for s in seams if s < total_frames]

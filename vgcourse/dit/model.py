@@ -43,6 +43,7 @@ class DiTConfig:
     attention_layout: str = "full"  # 'full' | 'factorised' | 'window' (see attention_layouts)
     window_size: int = 4            # w of the 'window' layout, in tokens
     temporal_window: int | None = None  # t' of the 'window' layout; None = all frames
+    cond_channels: int = 0          # extra input channels (B, cond_channels, T, H, W) beside x, not predicted
 
     def __post_init__(self):
         if self.input_size % self.patch_size or self.frames % self.temporal_patch:
@@ -176,13 +177,15 @@ class DiT(nn.Module):
     """The Diffusion Transformer: a denoiser of latent videos built from spacetime-patch tokens.
 
     Inputs (forward): x (B, C, T, H, W) noisy latents; t (B,) timesteps; y (B,) long labels or None
-    (None = the null class). Returns (B, C_out, T, H, W): ε, followed by the variance channels if learn_sigma.
+    (None = the null class); concat (B, cond_channels, T, H, W) frames patchified with x (with ``cond_channels``;
+    None = zeros). Returns (B, C_out, T, H, W): ε, followed by the variance channels if learn_sigma.
     """
 
     def __init__(self, config: DiTConfig):
         super().__init__()
         self.config = cfg = config
-        self.x_embedder = PatchEmbed3D(cfg.in_channels, cfg.hidden_size, cfg.patch_size, cfg.temporal_patch)
+        self.x_embedder = PatchEmbed3D(cfg.in_channels + cfg.cond_channels, cfg.hidden_size, cfg.patch_size,
+                                       cfg.temporal_patch)
         self.t_embedder = TimestepEmbedder(cfg.hidden_size)
         self.y_embedder = (LabelEmbedder(cfg.num_classes, cfg.hidden_size, cfg.class_dropout_prob)
                            if cfg.num_classes > 0 else None)
@@ -247,11 +250,23 @@ class DiT(nn.Module):
             raise ValueError(f"expected labels y of shape ({batch},) and dtype long, got {tuple(y.shape)} {y.dtype}")
         return y
 
-    def _denoise(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, label_dropout: bool) -> torch.Tensor:
+    def _with_concat(self, x: torch.Tensor, concat: torch.Tensor | None) -> torch.Tensor:
+        """x (B, C, T, H, W) with its conditioning channels: (B, C + cond_channels, T, H, W)."""
+        k = self.config.cond_channels
+        if concat is None:
+            return torch.cat([x, x.new_zeros(x.shape[0], k, *x.shape[2:])], dim=1) if k else x
+        want = (x.shape[0], k, *x.shape[2:])
+        if not k or tuple(concat.shape) != want:
+            raise ValueError(f"expected concat of shape (B, cond_channels, T, H, W) = {want} "
+                             f"(cond_channels={k}), got {tuple(concat.shape)}")
+        return torch.cat([x, concat.to(x.dtype)], dim=1)
+
+    def _denoise(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, label_dropout: bool,
+                 concat: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.config
         grid = self._check_input(x, t)  # (T', H', W')
         pos = self.pos_embed if grid == cfg.grid else sincos_3d(cfg.hidden_size, grid, device=x.device)
-        tokens = self.x_embedder(x)  # (B, L, D), L = T'·H'·W'
+        tokens = self.x_embedder(self._with_concat(x, concat))  # (B, L, D), L = T'·H'·W'
         tokens = tokens + pos.to(tokens.dtype)  # (B, L, D)
         c = self.t_embedder(t)  # (B, D)
         labels = self._labels(y, x.shape[0], x.device)
@@ -262,9 +277,10 @@ class DiT(nn.Module):
         tokens = self.final_layer(tokens, c)  # (B, L, pt·p·p·C_out)
         return unpatchify(tokens, grid, cfg.temporal_patch, cfg.patch_size)  # (B, C_out, T, H, W)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
+                concat: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, T, H, W), (B,), (B,) or None -> (B, C_out, T, H, W); labels are dropped at rate class_dropout_prob in training."""
-        return self._denoise(x, t, y, label_dropout=self.training)
+        return self._denoise(x, t, y, label_dropout=self.training, concat=concat)
 
     def forward_with_cfg(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, cfg_scale: float) -> torch.Tensor:
         """Classifier-free guided output: one batched pass with labels y and with the null class.
@@ -333,7 +349,7 @@ def flops_per_forward(config: DiTConfig) -> float:
     d, (t, h, w) = cfg.hidden_size, cfg.grid
     tokens, patch_volume = t * h * w, cfg.temporal_patch * cfg.patch_size ** 2
     mlp = int(d * cfg.mlp_ratio)
-    embed = tokens * (cfg.in_channels * patch_volume) * d  # Conv3d = one linear per tubelet
+    embed = tokens * ((cfg.in_channels + cfg.cond_channels) * patch_volume) * d  # Conv3d = one linear per tubelet
     timestep = FREQUENCY_DIM * d + d * d  # timestep MLP
     block = tokens * (3 * d * d + d * d + 2 * d * mlp) + d * 6 * d  # qkv, proj, MLP; adaLN on c
     attn = attention_flops(cfg.attention_layout, cfg.grid, d, cfg.depth, cfg.window_size, cfg.temporal_window)
@@ -352,6 +368,7 @@ def measured_flops_per_forward(config: DiTConfig) -> float:
         x = torch.empty(1, cfg.in_channels, cfg.frames, cfg.input_size, cfg.input_size)
         t = torch.zeros(1)
         y = torch.zeros(1, dtype=torch.long) if cfg.num_classes > 0 else None
+        concat = torch.empty(1, cfg.cond_channels, *x.shape[2:]) if cfg.cond_channels else None
     with FlopCounterMode(display=False) as counter:
-        model(x, t, y)
+        model(x, t, y, concat)
     return counter.get_total_flops() / 2 / 1e9  # FlopCounterMode: 2 flops per multiply-add
