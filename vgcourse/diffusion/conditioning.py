@@ -27,7 +27,7 @@ from torch import nn
 
 from vgcourse.data.base import VideoBatch
 from vgcourse.data.shapes import DIRECTION_VECTORS, PANS, VOCAB, caption, tokenize
-from vgcourse.diffusion.clean_context import CleanContext
+from vgcourse.diffusion.clean_context import CleanContext, leading_frames_context
 from vgcourse.diffusion.unet import VideoUNet, VideoUNetConfig
 from vgcourse.metrics.tracking import foreground
 from vgcourse.nn.attention import SelfAttention
@@ -237,15 +237,13 @@ def first_frame_context(cond: Conditions, shape: tuple[int, ...]) -> CleanContex
     """The given first frames as clean context (:mod:`vgcourse.diffusion.clean_context`) for videos of ``shape``
     (B, C, T, H, W): frame 0 of the clips whose first frame is given. Its ``mask`` (B, 1, T, 1, 1) is what
     ``diffusion_loss(context=)`` takes in training; the whole context is what the samplers take."""
-    b, c, t, h, w = shape
+    b, c, _, h, w = shape
     if cond.first_frame is None or tuple(cond.first_frame.shape) != (b, c, h, w):
         got = None if cond.first_frame is None else tuple(cond.first_frame.shape)
         raise ValueError(f"expected a first_frame of shape (B, C, H, W) = {(b, c, h, w)}, got {got}")
     known = torch.zeros(shape, device=cond.device, dtype=cond.first_frame.dtype)
     known[:, :, 0] = cond.first_frame
-    mask = torch.zeros(b, 1, t, 1, 1, device=cond.device)
-    mask[:, 0, 0] = cond.is_given("first_frame").float().view(b, 1, 1)
-    return CleanContext(known, mask)
+    return leading_frames_context(known, 1, given=cond.is_given("first_frame"))
 
 
 # ---- the caption encoder and the conditional denoiser -------------------------------------------------------

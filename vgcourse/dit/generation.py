@@ -24,7 +24,7 @@ from torch import nn
 
 from vgcourse.data.base import VideoBatch, bounce
 from vgcourse.data.digits import MovingDigits, digit_split, load_digit_images, render_sprites
-from vgcourse.diffusion.clean_context import CleanContext
+from vgcourse.diffusion.clean_context import CleanContext, leading_frames_context
 from vgcourse.diffusion.conditioning import CaptionEncoder
 from vgcourse.diffusion.ddpm import guided_eps
 from vgcourse.diffusion.schedules import NoiseSchedule
@@ -288,9 +288,8 @@ def extend(model: Callable[..., torch.Tensor], clip: torch.Tensor, schedule: Noi
         known[:, :, :context] = out[:, :, -context:]
         x = torch.randn(known.shape, device=clip.device, generator=generator)  # x_T
         if clean_context:
-            given = mask.expand(b, -1, -1, -1, -1)  # (B, 1, T, 1, 1)
-            chunk = ddim_from(model, x, schedule, ts, cond=given, generator=generator,
-                              context=CleanContext(known, given))
+            given = leading_frames_context(known, context)  # mask (B, 1, T, 1, 1): the first `context` frames
+            chunk = ddim_from(model, x, schedule, ts, cond=given.mask, generator=generator, context=given)
         else:
             chunk = ddim_from(model, x, schedule, ts, cond, guidance_scale, known, mask, generator)
         seams.append(out.shape[2])
