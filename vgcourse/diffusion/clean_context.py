@@ -21,7 +21,8 @@ from typing import NamedTuple
 import torch
 
 
-def _check_mask(mask: torch.Tensor, shape: tuple[int, ...]) -> None:
+def check_frame_mask(mask: torch.Tensor, shape: tuple[int, ...]) -> None:
+    """Raise unless ``mask`` is a per-frame mask (B, 1, T, 1, 1) or (1, 1, T, 1, 1) for videos of ``shape``."""
     b, _, t = shape[:3]
     if not isinstance(mask, torch.Tensor) or mask.ndim != 5 or tuple(mask.shape[:3]) not in ((b, 1, t), (1, 1, t)) \
             or mask.shape[3:] != (1, 1):
@@ -36,7 +37,7 @@ def with_clean_context(x_t: torch.Tensor, x0: torch.Tensor, mask: torch.Tensor) 
     """
     if x_t.shape != x0.shape:
         raise ValueError(f"expected x_t and x0 of one shape, got {tuple(x_t.shape)} and {tuple(x0.shape)}")
-    _check_mask(mask, tuple(x_t.shape))
+    check_frame_mask(mask, tuple(x_t.shape))
     m = mask.to(x_t.dtype)
     return m * x0.to(x_t.dtype) + (1 - m) * x_t
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from vgcourse.data.base import VideoBatch, bounce
 from vgcourse.data.digits import MovingDigits, digit_split, load_digit_images, render_sprites
-from vgcourse.diffusion.clean_context import CleanContext, leading_frames_context
+from vgcourse.diffusion.clean_context import CleanContext, check_frame_mask, leading_frames_context
 from vgcourse.diffusion.conditioning import CaptionEncoder
 from vgcourse.diffusion.ddpm import guided_eps
 from vgcourse.diffusion.schedules import NoiseSchedule
@@ -98,12 +98,10 @@ class MaskedDiT(nn.Module):
         self.dit, self.config = DiT(config), config
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        b, _, frames, h, w = x.shape
         if mask is None:
             return self.dit(x, t)  # the mask channel is zeros: nothing given
-        if mask.ndim != 5 or tuple(mask.shape) not in ((b, 1, frames, 1, 1), (1, 1, frames, 1, 1)):
-            raise ValueError(f"expected a frame mask of shape (B, 1, T, 1, 1) = {(b, 1, frames, 1, 1)}, "
-                             f"got {tuple(mask.shape)}")
+        check_frame_mask(mask, tuple(x.shape))
+        b, _, frames, h, w = x.shape
         return self.dit(x, t, concat=mask.to(x.dtype).expand(b, 1, frames, h, w))  # (B, C, T, H, W)
 
 
@@ -280,18 +278,16 @@ def extend(model: Callable[..., torch.Tensor], clip: torch.Tensor, schedule: Noi
     if clean_context and cond is not None:
         raise ValueError("with clean_context the model's condition is the frame mask; got a cond as well")
     ts = torch.linspace(schedule.T - 1, 0, steps, dtype=torch.float64).round().long().tolist()
-    mask = torch.zeros(1, 1, t, 1, 1, device=clip.device)
-    mask[:, :, :context] = 1.0  # (1, 1, T, 1, 1): the frames we keep
     out, seams = clip.float(), []
     while out.shape[2] < total_frames:
         known = torch.zeros(b, c, t, h, w, device=clip.device)
         known[:, :, :context] = out[:, :, -context:]
+        kept = leading_frames_context(known, context)  # mask (B, 1, T, 1, 1): the first `context` frames
         x = torch.randn(known.shape, device=clip.device, generator=generator)  # x_T
         if clean_context:
-            given = leading_frames_context(known, context)  # mask (B, 1, T, 1, 1): the first `context` frames
-            chunk = ddim_from(model, x, schedule, ts, cond=given.mask, generator=generator, context=given)
+            chunk = ddim_from(model, x, schedule, ts, cond=kept.mask, generator=generator, context=kept)
         else:
-            chunk = ddim_from(model, x, schedule, ts, cond, guidance_scale, known, mask, generator)
+            chunk = ddim_from(model, x, schedule, ts, cond, guidance_scale, known, kept.mask, generator)
         seams.append(out.shape[2])
         out = torch.cat([out, chunk[:, :, context:]], dim=2)  # (B, C, T_so_far + T − context, H, W)
     return out[:, :, :total_frames], [s for s in seams if s < total_frames]
