@@ -172,3 +172,29 @@ def test_frame_positions_give_temporal_attention_a_clock(frame_positions):
         assert spread < 1e-5
     assert sum(p.numel() for p in block.parameters()) == sum(
         p.numel() for p in TemporalAttention(8, 2, 2, 6).parameters())  # the clock has no parameters
+
+
+def test_coordinate_channels_span_minus_one_to_one():
+    from vgcourse.diffusion.unet import coordinate_channels
+    c = coordinate_channels((2, 1, 4, 3, 5))
+    assert c.shape == (2, 3, 4, 3, 5)
+    torch.testing.assert_close(c[0, 0, :, 0, 0], torch.tensor([-1, -1 / 3, 1 / 3, 1]))  # t
+    torch.testing.assert_close(c[0, 1, 0, :, 0], torch.tensor([-1.0, 0.0, 1.0]))  # y
+    torch.testing.assert_close(c[1, 2, 3, 2], torch.linspace(-1, 1, 5))  # x, the same in every clip and frame
+    assert (coordinate_channels((1, 1, 1, 2, 2))[:, 0] == -1).all()  # one frame: t = −1
+
+
+@pytest.mark.parametrize("coordinates", [False, True])
+def test_coordinates_tell_frames_and_positions_apart(coordinates):
+    """Without a clock (no coordinates, no frame positions), a clip of identical, spatially uniform frames gives
+    identical frames out; the (t, y, x) channels make both the frames and the interior pixels differ."""
+    model = randomised(make(coordinates=coordinates, frame_positions=False))
+    x = torch.full((1, 1, 4, 16, 16), 0.3)
+    out = model(x, torch.tensor([500]))
+    frame_spread = (out - out.mean(2, keepdim=True)).abs().max().item()
+    interior = out[..., 6:10, 6:10]  # away from the zero padding of the convs (receptive field aside)
+    if coordinates:
+        assert frame_spread > 1e-3 and interior.std().item() > 1e-4
+    else:
+        assert frame_spread < 1e-5
+    assert model.input_conv.in_channels == 1 + 3 * coordinates

@@ -47,6 +47,7 @@ class VideoUNetConfig:
     frames: int = 16  # relative positions are learned for offsets -(frames-1)..(frames-1)
     norm_groups: int = 32
     frame_positions: bool = False  # also add a sinusoidal frame index to temporal attention's input (AnimateDiff)
+    coordinates: bool = False  # append (t, y, x) coordinate channels in [-1, 1] to the input (CoordConv)
 
 
 def video_unet_tiny(**kw) -> VideoUNetConfig:  # smoke tests: ~0.2M parameters at 16×16
@@ -75,6 +76,22 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
     args = t.float()[:, None] * freqs[None]  # (B, dim/2)
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)  # (B, 2·(dim/2))
     return F.pad(emb, (0, dim % 2))  # (B, dim)
+
+
+def coordinate_channels(shape: tuple[int, ...], device: torch.device | str = "cpu",
+                        dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(t, y, x) coordinates in [-1, 1] as three channels (B, 3, T, H, W) for videos of ``shape`` (B, C, T, H, W).
+
+    CoordConv (Liu et al. 2018): convolutions are translation-equivariant and a per-clip vector added to every
+    pixel (FiLM) is the same everywhere, so neither can say "start at the right edge" or "be 5 px further left
+    in frame 8". Coordinates as input channels let every per-frame layer know where and when it is.
+    A one-frame clip has t = −1.
+    """
+    b, _, t, h, w = shape
+    axes = [torch.linspace(-1, 1, n, device=device, dtype=dtype) if n > 1 else torch.full((1,), -1.0, device=device,
+                                                                                       dtype=dtype) for n in (t, h, w)]
+    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"))  # (3, T, H, W)
+    return grid.expand(b, 3, t, h, w)
 
 
 class ResBlock(nn.Module):
@@ -205,8 +222,8 @@ class VideoUNet(nn.Module):
         self.time_embed = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.label_embed = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
         self.context_embed = nn.Linear(cfg.cond_dim, emb_dim) if cfg.cond_dim else None
-        # the 1×3×3 conv of Ho 2022, per frame; conditioning frames enter here, concatenated with x
-        self.input_conv = nn.Conv2d(cfg.in_channels + cfg.cond_channels, ch, 3, padding=1)
+        # the 1×3×3 conv of Ho 2022, per frame; conditioning frames (and coordinates) enter here, with x
+        self.input_conv = nn.Conv2d(cfg.in_channels + cfg.cond_channels + 3 * cfg.coordinates, ch, 3, padding=1)
 
         def block(c_in: int, c_out: int, side: int) -> SpaceTimeBlock:
             return SpaceTimeBlock(c_in, c_out, cfg, emb_dim, spatial=side in cfg.attention_resolutions,
@@ -308,6 +325,8 @@ class VideoUNet(nn.Module):
             if concat is None:
                 concat = x.new_zeros(b, self.config.cond_channels, *x.shape[2:])  # (B, C_cond, T, H, W)
             x = torch.cat([x, concat.to(x.dtype)], dim=1)  # (B, C + C_cond, T, H, W)
+        if self.config.coordinates:
+            x = torch.cat([x, coordinate_channels(x.shape, x.device, x.dtype)], dim=1)  # (B, C_in + 3, T, H, W)
         h = self.input_conv(rearrange(x, "b c t h w -> (b t) c h w"))  # (B·T, C0, H, W)
         skips = [h]
         for layer in self.down:
