@@ -106,6 +106,7 @@ def test_calibration_frozen_frames(table32):
     frozen = table32["frozen frames"]
     assert frozen["speed_ratio"] < 0.05
     assert frozen["frame_quality"] == pytest.approx(table32["real"]["frame_quality"], rel=0.03)
+    assert frozen["identity_consistency"] == 1.0  # one frame repeated: identity alone cannot tell a frozen clip
 
 
 def test_calibration_blur_and_noise_hurt_frames(table32):

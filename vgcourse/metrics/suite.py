@@ -8,7 +8,8 @@ What each number means (higher is better unless marked ↓):
 ==========================  ==================================================================================
 ``fd`` ↓                    Fréchet distance of video-probe features to the real held-out set (an FVD proxy)
 ``frame_quality``           agreement of the frame probe with a crisp answer of K digits, Σ top-K p / (K + Σ other p)
-``identity_consistency``    fraction of frames whose digit set equals the clip's most common set
+``identity_consistency``    fraction of frames whose digit set equals the clip's most common set (a frozen clip
+                            scores 1: read it beside ``motion_consistency`` and ``speed_ratio``)
 ``motion_consistency``      fraction of tracked steps that keep their velocity or bounce elastically
 ``speed_ratio``             tracked speed / real speed (1 is right; 0 is frozen)
 ``objects``                 mean connected components per frame (compare with the real value)
