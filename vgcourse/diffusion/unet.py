@@ -47,7 +47,7 @@ class VideoUNetConfig:
     frames: int = 16  # relative positions are learned for offsets -(frames-1)..(frames-1)
     norm_groups: int = 32
     frame_positions: bool = False  # also add a sinusoidal frame index to temporal attention's input (AnimateDiff)
-    coordinates: bool = False  # append (t, y, x) coordinate channels in [-1, 1] to the input (CoordConv)
+    coordinates: bool = False  # append (t, y, x) channels in [-1, 1] to the input (CoordConv); t counts packed images
 
 
 def video_unet_tiny(**kw) -> VideoUNetConfig:  # smoke tests: ~0.2M parameters at 16×16
@@ -88,8 +88,7 @@ def coordinate_channels(shape: tuple[int, ...], device: torch.device | str = "cp
     A one-frame clip has t = −1.
     """
     b, _, t, h, w = shape
-    axes = [torch.linspace(-1, 1, n, device=device, dtype=dtype) if n > 1 else torch.full((1,), -1.0, device=device,
-                                                                                       dtype=dtype) for n in (t, h, w)]
+    axes = [torch.linspace(-1, 1 if n > 1 else -1, n, device=device, dtype=dtype) for n in (t, h, w)]
     grid = torch.stack(torch.meshgrid(*axes, indexing="ij"))  # (3, T, H, W)
     return grid.expand(b, 3, t, h, w)
 
