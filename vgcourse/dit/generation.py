@@ -26,7 +26,7 @@ from vgcourse.data.base import VideoBatch, bounce
 from vgcourse.data.digits import MovingDigits, digit_split, load_digit_images, render_sprites
 from vgcourse.diffusion.clean_context import CleanContext, check_frame_mask, leading_frames_context
 from vgcourse.diffusion.conditioning import CaptionEncoder
-from vgcourse.diffusion.ddpm import guided_eps
+from vgcourse.diffusion.ddpm import ddim_timesteps, guided_eps
 from vgcourse.diffusion.schedules import NoiseSchedule
 from vgcourse.diffusion.v_prediction import check_schedule
 from vgcourse.dit.model import DiT, DiTConfig, unpatchify
@@ -277,7 +277,7 @@ def extend(model: Callable[..., torch.Tensor], clip: torch.Tensor, schedule: Noi
         raise ValueError(f"expected 0 < context < T={t} frames of the window, got context={context}")
     if clean_context and cond is not None:
         raise ValueError("with clean_context the model's condition is the frame mask; got a cond as well")
-    ts = torch.linspace(schedule.T - 1, 0, steps, dtype=torch.float64).round().long().tolist()
+    ts = ddim_timesteps(schedule.T, steps).tolist()
     out, seams = clip.float(), []
     while out.shape[2] < total_frames:
         known = torch.zeros(b, c, t, h, w, device=clip.device)
