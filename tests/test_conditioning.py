@@ -270,3 +270,23 @@ def test_detect_pan_static_and_frozen_and_errors():
         detect_pan(pans[:, :, :1])
     with pytest.raises(ValueError, match="max_shift"):
         detect_pan(pans, max_shift=16)
+
+
+def test_frozen_text_encoder_gets_no_gradient_and_still_tells_captions_apart(batch):
+    """``frozen_text``: the caption encoder keeps its initial weights (no gradient, so no optimizer step moves it);
+    everything else trains; two captions that differ in one word still give different vectors."""
+    from vgcourse.diffusion import diffusion_loss, linear_schedule
+    torch.manual_seed(0)
+    cfg = ConditionalDenoiserConfig(video_unet_tiny(in_channels=3, frames=6), text_dim=16, text_heads=2,
+                                    frozen_text=True)
+    model = randomised(ConditionalDenoiser(cfg)).train()
+    cond = conditions_from_batch(batch).only("caption", "camera")
+    diffusion_loss(model, batch.video, linear_schedule(100), cond=cond,
+                   generator=torch.Generator().manual_seed(0)).backward()
+    assert all(p.grad is None and not p.requires_grad for p in model.text.parameters())
+    others = [p for n, p in model.named_parameters() if not n.startswith("text.")]
+    assert others and all(p.requires_grad for p in others) and model.null_caption.grad is not None
+    assert model.unet.input_conv.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        left, right = model.text(tokenize(["a red square moves left", "a red square moves right"]))
+    assert (left - right).norm() > 0.1 * left.norm()

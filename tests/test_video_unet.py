@@ -198,3 +198,45 @@ def test_coordinates_tell_frames_and_positions_apart(coordinates):
     else:
         assert frame_spread < 1e-5
     assert model.input_conv.in_channels == 1 + 3 * coordinates
+
+
+def test_temporal_conv_starts_as_identity_and_mixes_only_neighbouring_frames():
+    """Gen-1's temporal convolution (Esser et al. 2023, §3.3): zero-initialised, so x comes back unchanged; trained
+    (random weights), a frame's output depends on frames t−1, t, t+1 only, and packed images never mix."""
+    from vgcourse.diffusion.unet import TemporalConv
+    torch.manual_seed(0)
+    block = TemporalConv(4)
+    x = torch.randn(2 * 6, 4, 3, 3)  # (B·T, C, H, W): 2 clips of 6 frames
+    torch.testing.assert_close(block(x, frames=6), x)
+    torch.nn.init.normal_(block.conv.weight, std=0.5)
+    out = block(x, frames=6)
+    y = x.clone()
+    y[3] += 1.0  # clip 0, frame 3
+    changed = (block(y, frames=6) - out).abs().flatten(1).amax(1)  # (B·T,)
+    assert changed[2:5].min() > 1e-3  # frames 2, 3, 4 see it
+    assert changed[[0, 1, 5]].max() < 1e-6 and changed[6:].max() < 1e-6  # others, and the other clip, do not
+    torch.testing.assert_close(block(x, frames=6, temporal=False), x)
+    per_sample = block(y, frames=6, temporal=torch.tensor([False, True]))
+    torch.testing.assert_close(per_sample[:6], y[:6])  # clip 0 declared images: untouched
+    torch.testing.assert_close(per_sample[6:], out[6:])
+
+
+def test_unet_with_temporal_conv_starts_as_the_plain_unet_and_keeps_images_independent():
+    """Gen-1's temporal convolutions are zero-initialised: with the same weights otherwise, the output equals the
+    plain U-Net's; with random weights, frames sent through with temporal attention off stay independent images."""
+    plain = randomised(make(num_classes=2))
+    torch.manual_seed(1)
+    model = VideoUNet(video_unet_tiny(num_classes=2, temporal_conv=True))
+    missing = model.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all("tconv" in k for k in missing)
+    x, t, y = torch.randn(2, 1, 4, 16, 16), torch.tensor([10, 700]), torch.tensor([0, 1])
+    model.eval(), plain.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, t, y), plain(x, t, y))
+        model = randomised(model)
+        base = model(x, t, y, temporal_attention=False)
+        x2 = x.clone()
+        x2[:, :, 2] += 1.0
+        changed = (model(x2, t, y, temporal_attention=False) - base).abs().amax((0, 1, 3, 4))  # (T,)
+        assert changed[2] > 1e-3 and changed[[0, 1, 3]].max() < 1e-5
+

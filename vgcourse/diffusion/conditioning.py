@@ -284,12 +284,18 @@ class CaptionEncoder(nn.Module):
 
 @dataclass
 class ConditionalDenoiserConfig:
-    """Sizes of a :class:`ConditionalDenoiser`: its U-Net (in_channels = the video's) and its caption encoder."""
+    """Sizes of a :class:`ConditionalDenoiser`: its U-Net (in_channels = the video's) and its caption encoder.
+
+    ``frozen_text`` keeps the caption encoder at its (random) initialisation, untrained, as Gen-1 keeps CLIP and
+    Imagen keeps T5 frozen (pretrained there). Trained jointly, the encoder can learn to shrink the words the U-Net
+    does not use yet, and then the U-Net never gets the signal it would need to start using them.
+    """
 
     unet: VideoUNetConfig
     text_dim: int = 128
     text_layers: int = 1
     text_heads: int = 4
+    frozen_text: bool = False
 
 
 class ConditionalDenoiser(nn.Module):
@@ -307,6 +313,8 @@ class ConditionalDenoiser(nn.Module):
         unet_cfg = replace(config.unet, cond_dim=config.text_dim, cond_channels=concat_channels(c), num_classes=None)
         self.unet = VideoUNet(unet_cfg)
         self.text = CaptionEncoder(config.text_dim, config.text_layers, config.text_heads)
+        if config.frozen_text:
+            self.text.requires_grad_(False)  # a fixed map from words to a vector; the null caption still learns
         self.null_caption = nn.Parameter(torch.zeros(config.text_dim))  # learned: "no caption"
         self.camera = nn.Embedding(len(PANS) + 1, config.text_dim)  # index len(PANS): "no camera given"
         nn.init.normal_(self.null_caption, std=0.02)

@@ -10,6 +10,10 @@ Inside the network a video lives as a batch of frames (B·T, C, H, W): convoluti
 spatial attention never see another frame. Only temporal attention mixes frames, so turning it into
 "each frame attends only to itself" makes the frames independent images; that is how Ho 2022 trains
 jointly on videos and images packed as extra frames.
+
+Gen-1 (Esser et al. 2023, §3.3) adds a second temporal layer: a 1D temporal convolution after every 2D
+spatial convolution of the residual blocks (``temporal_conv``). It mixes each pixel with the same pixel in the
+neighbouring frames; images packed as frames skip it, as they skip temporal attention.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class VideoUNetConfig:
     norm_groups: int = 32
     frame_positions: bool = False  # also add a sinusoidal frame index to temporal attention's input (AnimateDiff)
     coordinates: bool = False  # append (t, y, x) channels in [-1, 1] to the input (CoordConv); t counts packed images
+    temporal_conv: bool = False  # a 3-tap temporal convolution after each spatial conv of a ResBlock (Gen-1, §3.3)
 
 
 def video_unet_tiny(**kw) -> VideoUNetConfig:  # smoke tests: ~0.2M parameters at 16×16
@@ -93,13 +98,39 @@ def coordinate_channels(shape: tuple[int, ...], device: torch.device | str = "cp
     return grid.expand(b, 3, t, h, w)
 
 
-class ResBlock(nn.Module):
-    """A residual block of two per-frame 3×3 convs with the time embedding as a scale and shift.
+class TemporalConv(nn.Module):
+    """A residual 3-tap convolution over frames at each pixel, initialised to the identity (Gen-1, Esser et al.
+    2023, §3.3: "a 1D temporal convolution after every 2D spatial convolution").
 
-    Inputs: x (N, C_in, H, W) frames; emb (N, D). Returns (N, C_out, H, W).
+    Inputs: x (B·T, C, H, W); frames T; temporal: True (convolve over frames), False (skip: the frames are
+    independent images) or (B,) bool, one choice per sample. Returns (B·T, C, H, W); zero padding in time.
     """
 
-    def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float, groups: int):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0))
+        nn.init.zeros_(self.conv.weight)  # x + 0: a pretrained image block is unchanged at the start
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: torch.Tensor, frames: int, temporal: bool | torch.Tensor = True) -> torch.Tensor:
+        if temporal is False:
+            return x
+        h = self.conv(rearrange(x, "(b t) c h w -> b c t h w", t=frames))  # (B, C, T, H, W)
+        if isinstance(temporal, torch.Tensor):  # packed images: no mixing across their "frames"
+            h = h * temporal.to(h.dtype).view(-1, 1, 1, 1, 1)
+        return x + rearrange(h, "b c t h w -> (b t) c h w")  # (B·T, C, H, W)
+
+
+class ResBlock(nn.Module):
+    """A residual block of two per-frame 3×3 convs with the time embedding as a scale and shift; with
+    ``temporal_conv``, each 3×3 conv is followed by a :class:`TemporalConv` (Gen-1).
+
+    Inputs: x (N, C_in, H, W) frames (N = B·T); emb (N, D); frames T and temporal as :class:`TemporalConv`
+    (needed only with ``temporal_conv``). Returns (N, C_out, H, W).
+    """
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float, groups: int,
+                 temporal_conv: bool = False):
         super().__init__()
         self.norm1, self.conv1 = group_norm(c_in, groups), nn.Conv2d(c_in, c_out, 3, padding=1)
         self.emb = nn.Linear(emb_dim, 2 * c_out)
@@ -108,12 +139,20 @@ class ResBlock(nn.Module):
         nn.init.zeros_(self.conv2.weight)  # the block starts as the identity (Ho et al. 2020's recipe)
         nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.tconv1 = TemporalConv(c_out) if temporal_conv else None
+        self.tconv2 = TemporalConv(c_out) if temporal_conv else None
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, frames: int = 1,
+                temporal: bool | torch.Tensor = True) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))  # (N, C_out, H, W)
+        if self.tconv1 is not None:
+            h = self.tconv1(h, frames, temporal)  # (N, C_out, H, W)
         scale, shift = rearrange(self.emb(F.silu(emb)), "n (two c) -> two n c 1 1", two=2)  # 2 × (N, C_out, 1, 1)
         h = self.norm2(h) * (1 + scale) + shift  # (N, C_out, H, W)
-        return self.skip(x) + self.conv2(self.drop(F.silu(h)))  # (N, C_out, H, W)
+        h = self.conv2(self.drop(F.silu(h)))  # (N, C_out, H, W)
+        if self.tconv2 is not None:
+            h = self.tconv2(h, frames, temporal)  # (N, C_out, H, W)
+        return self.skip(x) + h  # (N, C_out, H, W)
 
 
 class SpatialAttention(nn.Module):
@@ -184,12 +223,12 @@ class SpaceTimeBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, cfg: VideoUNetConfig, emb_dim: int, spatial: bool, temporal: bool):
         super().__init__()
         g = cfg.norm_groups
-        self.res = ResBlock(c_in, c_out, emb_dim, cfg.dropout, g)
+        self.res = ResBlock(c_in, c_out, emb_dim, cfg.dropout, g, cfg.temporal_conv)
         self.spatial = SpatialAttention(c_out, cfg.heads, g) if spatial else None
         self.temporal = TemporalAttention(c_out, cfg.heads, g, cfg.frames, cfg.frame_positions) if temporal else None
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, frames: int, temporal: bool | torch.Tensor) -> torch.Tensor:
-        x = self.res(x, emb)  # (B·T, C_out, H, W)
+        x = self.res(x, emb, frames, temporal)  # (B·T, C_out, H, W)
         if self.spatial is not None:
             x = self.spatial(x)  # (B·T, C_out, H, W)
         if self.temporal is not None:
