@@ -288,7 +288,7 @@ class ConditionalDenoiserConfig:
 
     ``frozen_text`` keeps the caption encoder at its (random) initialisation, untrained, as Gen-1 keeps CLIP and
     Imagen keeps T5 frozen (pretrained there). Trained jointly, the encoder can learn to shrink the words the U-Net
-    does not use yet, and then the U-Net never gets the signal it would need to start using them.
+    does not use (chapter 10 measures it for the direction word); frozen, it keeps every word apart.
     """
 
     unet: VideoUNetConfig
