@@ -6,7 +6,7 @@ from einops import rearrange
 
 from vgcourse.diffusion import (VideoUNet, count_parameters, diffusion_loss, estimate_parameters, linear_schedule,
                                 video_unet_base, video_unet_tiny)
-from vgcourse.diffusion.unet import TemporalAttention
+from vgcourse.diffusion.unet import TemporalAttention, TemporalConv
 from vgcourse.nn.attention import attention
 from helpers import randomised
 
@@ -203,7 +203,6 @@ def test_coordinates_tell_frames_and_positions_apart(coordinates):
 def test_temporal_conv_starts_as_identity_and_mixes_only_neighbouring_frames():
     """Gen-1's temporal convolution (Esser et al. 2023, §3.3): zero-initialised, so x comes back unchanged; trained
     (random weights), a frame's output depends on frames t−1, t, t+1 only, and packed images never mix."""
-    from vgcourse.diffusion.unet import TemporalConv
     torch.manual_seed(0)
     block = TemporalConv(4)
     x = torch.randn(2 * 6, 4, 3, 3)  # (B·T, C, H, W): 2 clips of 6 frames
@@ -230,7 +229,7 @@ def test_unet_with_temporal_conv_starts_as_the_plain_unet_and_keeps_images_indep
     missing = model.load_state_dict(plain.state_dict(), strict=False).missing_keys
     assert missing and all("tconv" in k for k in missing)
     x, t, y = torch.randn(2, 1, 4, 16, 16), torch.tensor([10, 700]), torch.tensor([0, 1])
-    model.eval(), plain.eval()
+    model.eval()  # plain is in eval mode already (randomised)
     with torch.no_grad():
         torch.testing.assert_close(model(x, t, y), plain(x, t, y))
         model = randomised(model)

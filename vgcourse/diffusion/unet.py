@@ -126,7 +126,8 @@ class ResBlock(nn.Module):
     ``temporal_conv``, each 3×3 conv is followed by a :class:`TemporalConv` (Gen-1).
 
     Inputs: x (N, C_in, H, W) frames (N = B·T); emb (N, D); frames T and temporal as :class:`TemporalConv`
-    (needed only with ``temporal_conv``). Returns (N, C_out, H, W).
+    (used only with ``temporal_conv``, always passed so that a clip is never mistaken for images). Returns
+    (N, C_out, H, W).
     """
 
     def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float, groups: int,
@@ -142,8 +143,7 @@ class ResBlock(nn.Module):
         self.tconv1 = TemporalConv(c_out) if temporal_conv else None
         self.tconv2 = TemporalConv(c_out) if temporal_conv else None
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor, frames: int = 1,
-                temporal: bool | torch.Tensor = True) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, frames: int, temporal: bool | torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))  # (N, C_out, H, W)
         if self.tconv1 is not None:
             h = self.tconv1(h, frames, temporal)  # (N, C_out, H, W)
