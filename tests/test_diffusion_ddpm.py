@@ -141,6 +141,18 @@ def test_ddim_timesteps():
         ddim_timesteps(10, 11)
 
 
+@pytest.mark.parametrize("steps", [2, 10, 50, 100, 1000])
+def test_quadratic_ddim_timesteps_keep_both_ends_and_grow_their_gaps(steps):
+    ts = ddim_timesteps(1000, steps, "quadratic").flip(0)  # ascending
+    gaps = ts.diff()
+    assert len(ts) == steps and ts[0] == 0 and ts[-1] == 999 and (gaps >= 1).all()
+    assert (gaps.diff() >= -1).all()  # the gaps grow with t, up to rounding
+    if steps == 50:  # short steps near the data, long ones near the noise; linear spacing has 20 everywhere
+        assert gaps[0] <= 2 and gaps[-1] >= 35
+    with pytest.raises(ValueError, match="spacing"):
+        ddim_timesteps(1000, steps, "cubic")
+
+
 @pytest.mark.parametrize("clip", [False, True])
 def test_oracle_on_one_point_returns_it(clip):
     s = cosine_schedule(50)
@@ -214,3 +226,15 @@ def test_sampler_shape_errors():
         ddpm_sample(linear_model, (2, 4, 4), linear_schedule(5), progress=False)
     with pytest.raises(ValueError, match="variance"):
         ddpm_sample(linear_model, (1, 1, 1, 2, 2), linear_schedule(5), variance="large", progress=False)
+
+
+def test_ddim_sample_walks_the_spacing_it_is_given():
+    s = linear_schedule(100)
+    res = ddim_sample(linear_model, (2, 1, 3, 4, 4), s, steps=10, spacing="quadratic", return_trajectory=True,
+                      progress=False)
+    assert res.timesteps.tolist() == ddim_timesteps(100, 10, "quadratic").tolist() + [-1]
+    linear = ddim_sample(linear_model, (2, 1, 3, 4, 4), s, steps=10, generator=torch.Generator().manual_seed(0),
+                         progress=False)
+    quadratic = ddim_sample(linear_model, (2, 1, 3, 4, 4), s, steps=10, spacing="quadratic",
+                            generator=torch.Generator().manual_seed(0), progress=False)
+    assert not torch.allclose(linear, quadratic, atol=1e-3)  # the same x_T, another path

@@ -6,7 +6,7 @@ from einops import rearrange
 
 from vgcourse.diffusion import (VideoUNet, count_parameters, diffusion_loss, estimate_parameters, linear_schedule,
                                 video_unet_base, video_unet_tiny)
-from vgcourse.diffusion.unet import TemporalAttention, TemporalConv
+from vgcourse.diffusion.unet import SpaceTimeAttention, TemporalAttention, TemporalConv
 from vgcourse.nn.attention import attention
 from helpers import randomised
 
@@ -239,3 +239,48 @@ def test_unet_with_temporal_conv_starts_as_the_plain_unet_and_keeps_images_indep
         changed = (model(x2, t, y, temporal_attention=False) - base).abs().amax((0, 1, 3, 4))  # (T,)
         assert changed[2] > 1e-3 and changed[[0, 1, 3]].max() < 1e-5
 
+
+
+def test_spacetime_attention_starts_as_identity_and_links_any_pixel_of_any_frame():
+    """The unfactorised block: zero-initialised, so x comes back; with random weights a change at one pixel of
+    frame 0 reaches a different pixel of frame 5 in one step (factorised attention needs two), its fixed 3D
+    positions tell frames apart, and packed images (temporal False) stay within their frame."""
+    torch.manual_seed(0)
+    block = SpaceTimeAttention(16, heads=2, groups=4)
+    x = torch.randn(2 * 6, 16, 4, 4)  # (B·T, C, H, W): 2 clips of 6 frames
+    torch.testing.assert_close(block(x, 6, True), x)
+    torch.nn.init.normal_(block.attn.proj.weight, std=0.3)
+    out = block(x, 6, True)
+    y = x.clone()
+    y[0, :, 0, 0] += 2.0  # clip 0, frame 0, pixel (0, 0)
+    changed = (block(y, 6, True) - out).abs()  # (B·T, C, H, W)
+    assert changed[5, :, 3, 3].max() > 1e-4  # frame 5, pixel (3, 3)
+    assert changed[6:].max() < 1e-6  # the other clip does not see it
+    same = x[:1].repeat(6, 1, 1, 1)  # one frame repeated: only the positions tell the frames apart
+    moved = block(same, 6, True)
+    assert (moved[0] - moved[5]).abs().max() > 1e-4
+    images = block(y, 6, False)
+    assert ((images - block(x, 6, False)).abs().flatten(1).amax(1)[1:6] < 1e-6).all()  # frames 1-5 untouched
+    torch.testing.assert_close(images[:6], block(y[:6], 6, False))  # (the other clip is irrelevant)
+    alone = torch.cat([block(y[i:i + 1], 1, True) for i in range(12)])  # each frame a one-frame video
+    torch.testing.assert_close(images, alone)
+    per_sample = block(y, 6, torch.tensor([False, True]))
+    torch.testing.assert_close(per_sample[:6], images[:6])
+    torch.testing.assert_close(per_sample[6:], block(y, 6, True)[6:])
+
+
+def test_unet_with_spacetime_attention_replaces_both_attentions_and_keeps_images_independent():
+    cfg = video_unet_tiny(spacetime_attention_resolutions=(8,))
+    model = randomised(make(spacetime_attention_resolutions=(8,)))
+    blocks = [m for m in model.modules() if m.__class__.__name__ == "SpaceTimeBlock"]
+    at_8 = [b for b in blocks if b.spacetime is not None]
+    assert at_8 and all(b.spatial is None and b.temporal is None for b in at_8)
+    assert any(b.temporal is not None for b in blocks)  # the 16×16 level stays factorised
+    assert count_parameters(model) == estimate_parameters(cfg)
+    x, t = torch.randn(2, 1, 4, 16, 16), torch.tensor([5, 700])
+    y = x.clone()
+    y[0, :, 2] = torch.randn(1, 16, 16)
+    with torch.no_grad():
+        off_x, off_y, on_x, on_y = (model(v, t, temporal_attention=flag) for flag in (False, True) for v in (x, y))
+    assert torch.allclose(off_x[0, :, [0, 1, 3]], off_y[0, :, [0, 1, 3]], atol=1e-6)
+    assert not torch.allclose(on_x[0, :, [0, 1, 3]], on_y[0, :, [0, 1, 3]], atol=1e-3)

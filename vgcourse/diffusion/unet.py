@@ -14,6 +14,10 @@ jointly on videos and images packed as extra frames.
 Gen-1 (Esser et al. 2023, §3.3) adds a second temporal layer: a 1D temporal convolution after every 2D
 spatial convolution of the residual blocks (``temporal_conv``). It mixes each pixel with the same pixel in the
 neighbouring frames; images packed as frames skip it, as they skip temporal attention.
+
+``spacetime_attention_resolutions`` undoes the factorisation where the feature map is small: at those sides a
+block's spatial and temporal attention are replaced by one attention over all T·H·W positions of the clip, with
+fixed 3D sin-cos positions (the layout of chapter 12's full-attention DiT). Packed images attend within their frame.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from torch import nn
 
 from vgcourse.nn.attention import SelfAttention, attention
 from vgcourse.nn.blocks import group_norm
+from vgcourse.nn.positions import sincos_3d
 
 
 @dataclass
@@ -53,6 +58,7 @@ class VideoUNetConfig:
     frame_positions: bool = False  # also add a sinusoidal frame index to temporal attention's input (AnimateDiff)
     coordinates: bool = False  # append (t, y, x) channels in [-1, 1] to the input (CoordConv); t counts packed images
     temporal_conv: bool = False  # a 3-tap temporal convolution after each spatial conv of a ResBlock (Gen-1, §3.3)
+    spacetime_attention_resolutions: tuple[int, ...] = ()  # full T·H·W attention instead of spatial + temporal
 
 
 def video_unet_tiny(**kw) -> VideoUNetConfig:  # smoke tests: ~0.2M parameters at 16×16
@@ -217,18 +223,63 @@ class TemporalAttention(nn.Module):
         return x + rearrange(out, "(b h w) t c -> (b t) c h w", h=h, w=w)  # (B·T, C, H, W)
 
 
-class SpaceTimeBlock(nn.Module):
-    """ResBlock, then optional spatial attention, then optional temporal attention (Ho et al. 2022, §3)."""
+class SpaceTimeAttention(nn.Module):
+    """Self-attention over all T·H·W positions of a clip, with fixed 3D sin-cos positions, as a residual branch.
 
-    def __init__(self, c_in: int, c_out: int, cfg: VideoUNetConfig, emb_dim: int, spatial: bool, temporal: bool):
+    The factorised blocks of Ho et al. 2022 never compare a pixel with a *different* pixel of another frame
+    directly; this one does, as the full-attention DiT of chapter 12 does with its tokens. Positions:
+    :func:`vgcourse.nn.positions.sincos_3d` (D/4 channels for t, 3D/8 each for y and x) added to the normalised
+    features before q, k, v. Cost ∝ (T·H·W)², so it belongs at the lowest resolutions.
+
+    Inputs: x (B·T, C, H, W); frames T; temporal: True (the clip's frames attend to each other), False (each
+    frame attends only within itself and has the positions of frame 0: packed images, each a one-frame video)
+    or (B,) bool, one choice per sample. Returns (B·T, C, H, W).
+    """
+
+    def __init__(self, channels: int, heads: int, groups: int):
+        super().__init__()
+        if channels % 16:
+            raise ValueError(f"spacetime attention needs channels divisible by 16 (3D sin-cos), got {channels}")
+        self.norm, self.attn = group_norm(channels, groups), SelfAttention(channels, heads)
+        nn.init.zeros_(self.attn.proj.weight)  # the identity at the start, as the other attention blocks
+        nn.init.zeros_(self.attn.proj.bias)
+
+    def forward(self, x: torch.Tensor, frames: int, temporal: bool | torch.Tensor) -> torch.Tensor:
+        _, c, h, w = x.shape
+        tokens = rearrange(self.norm(x), "(b t) c h w -> b (t h w) c", t=frames)  # (B, T·H·W, C)
+        pos, mask = sincos_3d(c, (frames, h, w), x.device), None  # (L, C), L = T·H·W; every position sees all
+        if temporal is not True:
+            still = sincos_3d(c, (1, h, w), x.device).repeat(frames, 1)  # (L, C): each packed image is a frame 0
+            frame = torch.arange(frames, device=x.device).repeat_interleave(h * w)  # (L,) frame of each token
+            mask = (frame[:, None] == frame[None, :])[None, None]  # (1, 1, L, L): only within the frame
+            if temporal is False:
+                pos = still
+            else:  # per sample: videos see the whole clip, packed images their own frame
+                pos = torch.where(temporal.view(-1, 1, 1), pos, still)  # (B, L, C)
+                mask = mask | temporal.view(-1, 1, 1, 1)  # (B, 1, L, L)
+        tokens = tokens + pos.to(tokens.dtype)  # (B, L, C)
+        out = self.attn(tokens, bias=mask)  # (B, L, C)
+        return x + rearrange(out, "b (t h w) c -> (b t) c h w", t=frames, h=h)  # (B·T, C, H, W)
+
+
+class SpaceTimeBlock(nn.Module):
+    """ResBlock, then optional spatial attention, then optional temporal attention (Ho et al. 2022, §3); or, with
+    ``spacetime``, one :class:`SpaceTimeAttention` in place of both."""
+
+    def __init__(self, c_in: int, c_out: int, cfg: VideoUNetConfig, emb_dim: int, spatial: bool, temporal: bool,
+                 spacetime: bool = False):
         super().__init__()
         g = cfg.norm_groups
         self.res = ResBlock(c_in, c_out, emb_dim, cfg.dropout, g, cfg.temporal_conv)
-        self.spatial = SpatialAttention(c_out, cfg.heads, g) if spatial else None
-        self.temporal = TemporalAttention(c_out, cfg.heads, g, cfg.frames, cfg.frame_positions) if temporal else None
+        self.spacetime = SpaceTimeAttention(c_out, cfg.heads, g) if spacetime else None
+        self.spatial = SpatialAttention(c_out, cfg.heads, g) if spatial and not spacetime else None
+        self.temporal = (TemporalAttention(c_out, cfg.heads, g, cfg.frames, cfg.frame_positions)
+                         if temporal and not spacetime else None)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, frames: int, temporal: bool | torch.Tensor) -> torch.Tensor:
         x = self.res(x, emb, frames, temporal)  # (B·T, C_out, H, W)
+        if self.spacetime is not None:
+            x = self.spacetime(x, frames, temporal)  # (B·T, C_out, H, W)
         if self.spatial is not None:
             x = self.spatial(x)  # (B·T, C_out, H, W)
         if self.temporal is not None:
@@ -265,7 +316,8 @@ class VideoUNet(nn.Module):
 
         def block(c_in: int, c_out: int, side: int) -> SpaceTimeBlock:
             return SpaceTimeBlock(c_in, c_out, cfg, emb_dim, spatial=side in cfg.attention_resolutions,
-                                  temporal=side in cfg.temporal_attention_resolutions)
+                                  temporal=side in cfg.temporal_attention_resolutions,
+                                  spacetime=side in cfg.spacetime_attention_resolutions)
 
         self.down, skips, c, side = nn.ModuleList(), [ch], ch, cfg.image_size
         for level, mult in enumerate(cfg.channel_mults):
@@ -277,7 +329,8 @@ class VideoUNet(nn.Module):
                 self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))  # H, W halve; T unchanged
                 skips.append(c)
                 side //= 2
-        self.mid = nn.ModuleList([SpaceTimeBlock(c, c, cfg, emb_dim, spatial=True, temporal=True),
+        self.mid = nn.ModuleList([SpaceTimeBlock(c, c, cfg, emb_dim, spatial=True, temporal=True,
+                                                 spacetime=side in cfg.spacetime_attention_resolutions),
                                   SpaceTimeBlock(c, c, cfg, emb_dim, spatial=False, temporal=False)])
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(cfg.channel_mults))):

@@ -7,7 +7,7 @@ from vgcourse.dit.model import (DIT_CONFIGS, PAPER_GFLOPS, PAPER_IMAGENET_256, P
                                 DiT_XL_2, DiT_XL_4, DiT_XL_8, DiTBlock, DiTConfig, FinalLayer, LabelEmbedder,
                                 PatchEmbed3D, TimestepEmbedder, flops_per_forward, measured_flops_per_forward,
                                 modulate, num_parameters, patchify, unpatchify)
-from vgcourse.dit.positions import sincos_1d, sincos_2d, sincos_3d
+from vgcourse.nn.positions import sincos_1d, sincos_2d, sincos_3d
 
 __all__ = [
     "DiTConfig", "DiT", "DiTBlock", "FinalLayer", "LabelEmbedder", "PatchEmbed3D", "TimestepEmbedder",

@@ -30,7 +30,7 @@ from vgcourse.diffusion.ddpm import ddim_timesteps, guided_eps
 from vgcourse.diffusion.schedules import NoiseSchedule
 from vgcourse.diffusion.v_prediction import check_schedule
 from vgcourse.dit.model import DiT, DiTConfig, unpatchify
-from vgcourse.dit.positions import sincos_3d
+from vgcourse.nn.positions import sincos_3d
 from vgcourse.video import check_video
 
 

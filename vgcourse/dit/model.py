@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from vgcourse.dit.attention_layouts import LAYOUTS, SpacetimeAttention, attention_flops, layout_step
-from vgcourse.dit.positions import sincos_3d
+from vgcourse.nn.positions import sincos_3d
 
 FREQUENCY_DIM = 256  # sinusoidal features of the timestep before its MLP
 
