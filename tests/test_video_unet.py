@@ -6,7 +6,7 @@ from einops import rearrange
 
 from vgcourse.diffusion import (VideoUNet, count_parameters, diffusion_loss, estimate_parameters, linear_schedule,
                                 video_unet_base, video_unet_tiny)
-from vgcourse.diffusion.unet import SpaceTimeAttention, TemporalAttention, TemporalConv
+from vgcourse.diffusion.unet import JointSpaceTimeAttention, TemporalAttention, TemporalConv
 from vgcourse.nn.attention import attention
 from helpers import randomised
 
@@ -240,13 +240,12 @@ def test_unet_with_temporal_conv_starts_as_the_plain_unet_and_keeps_images_indep
         assert changed[2] > 1e-3 and changed[[0, 1, 3]].max() < 1e-5
 
 
-
-def test_spacetime_attention_starts_as_identity_and_links_any_pixel_of_any_frame():
+def test_joint_attention_starts_as_identity_and_links_any_pixel_of_any_frame():
     """The unfactorised block: zero-initialised, so x comes back; with random weights a change at one pixel of
     frame 0 reaches a different pixel of frame 5 in one step (factorised attention needs two), its fixed 3D
     positions tell frames apart, and packed images (temporal False) stay within their frame."""
     torch.manual_seed(0)
-    block = SpaceTimeAttention(16, heads=2, groups=4)
+    block = JointSpaceTimeAttention(16, heads=2, groups=4)
     x = torch.randn(2 * 6, 16, 4, 4)  # (B·T, C, H, W): 2 clips of 6 frames
     torch.testing.assert_close(block(x, 6, True), x)
     torch.nn.init.normal_(block.attn.proj.weight, std=0.3)
@@ -269,11 +268,11 @@ def test_spacetime_attention_starts_as_identity_and_links_any_pixel_of_any_frame
     torch.testing.assert_close(per_sample[6:], block(y, 6, True)[6:])
 
 
-def test_unet_with_spacetime_attention_replaces_both_attentions_and_keeps_images_independent():
-    cfg = video_unet_tiny(spacetime_attention_resolutions=(8,))
-    model = randomised(make(spacetime_attention_resolutions=(8,)))
+def test_unet_with_joint_attention_replaces_both_attentions_and_keeps_images_independent():
+    cfg = video_unet_tiny(joint_attention_resolutions=(8,))
+    model = randomised(make(joint_attention_resolutions=(8,)))
     blocks = [m for m in model.modules() if m.__class__.__name__ == "SpaceTimeBlock"]
-    at_8 = [b for b in blocks if b.spacetime is not None]
+    at_8 = [b for b in blocks if b.joint is not None]
     assert at_8 and all(b.spatial is None and b.temporal is None for b in at_8)
     assert any(b.temporal is not None for b in blocks)  # the 16×16 level stays factorised
     assert count_parameters(model) == estimate_parameters(cfg)

@@ -15,7 +15,7 @@ Gen-1 (Esser et al. 2023, §3.3) adds a second temporal layer: a 1D temporal con
 spatial convolution of the residual blocks (``temporal_conv``). It mixes each pixel with the same pixel in the
 neighbouring frames; images packed as frames skip it, as they skip temporal attention.
 
-``spacetime_attention_resolutions`` undoes the factorisation where the feature map is small: at those sides a
+``joint_attention_resolutions`` undoes the factorisation where the feature map is small: at those sides a
 block's spatial and temporal attention are replaced by one attention over all T·H·W positions of the clip, with
 fixed 3D sin-cos positions (the layout of chapter 12's full-attention DiT). Packed images attend within their frame.
 """
@@ -58,7 +58,7 @@ class VideoUNetConfig:
     frame_positions: bool = False  # also add a sinusoidal frame index to temporal attention's input (AnimateDiff)
     coordinates: bool = False  # append (t, y, x) channels in [-1, 1] to the input (CoordConv); t counts packed images
     temporal_conv: bool = False  # a 3-tap temporal convolution after each spatial conv of a ResBlock (Gen-1, §3.3)
-    spacetime_attention_resolutions: tuple[int, ...] = ()  # full T·H·W attention instead of spatial + temporal
+    joint_attention_resolutions: tuple[int, ...] = ()  # full T·H·W attention instead of spatial + temporal
 
 
 def video_unet_tiny(**kw) -> VideoUNetConfig:  # smoke tests: ~0.2M parameters at 16×16
@@ -223,7 +223,7 @@ class TemporalAttention(nn.Module):
         return x + rearrange(out, "(b h w) t c -> (b t) c h w", h=h, w=w)  # (B·T, C, H, W)
 
 
-class SpaceTimeAttention(nn.Module):
+class JointSpaceTimeAttention(nn.Module):
     """Self-attention over all T·H·W positions of a clip, with fixed 3D sin-cos positions, as a residual branch.
 
     The factorised blocks of Ho et al. 2022 never compare a pixel with a *different* pixel of another frame
@@ -239,7 +239,7 @@ class SpaceTimeAttention(nn.Module):
     def __init__(self, channels: int, heads: int, groups: int):
         super().__init__()
         if channels % 16:
-            raise ValueError(f"spacetime attention needs channels divisible by 16 (3D sin-cos), got {channels}")
+            raise ValueError(f"joint space-time attention needs channels divisible by 16 (3D sin-cos), got {channels}")
         self.norm, self.attn = group_norm(channels, groups), SelfAttention(channels, heads)
         nn.init.zeros_(self.attn.proj.weight)  # the identity at the start, as the other attention blocks
         nn.init.zeros_(self.attn.proj.bias)
@@ -264,22 +264,22 @@ class SpaceTimeAttention(nn.Module):
 
 class SpaceTimeBlock(nn.Module):
     """ResBlock, then optional spatial attention, then optional temporal attention (Ho et al. 2022, §3); or, with
-    ``spacetime``, one :class:`SpaceTimeAttention` in place of both."""
+    ``joint``, one :class:`JointSpaceTimeAttention` in place of both."""
 
     def __init__(self, c_in: int, c_out: int, cfg: VideoUNetConfig, emb_dim: int, spatial: bool, temporal: bool,
-                 spacetime: bool = False):
+                 joint: bool = False):
         super().__init__()
         g = cfg.norm_groups
         self.res = ResBlock(c_in, c_out, emb_dim, cfg.dropout, g, cfg.temporal_conv)
-        self.spacetime = SpaceTimeAttention(c_out, cfg.heads, g) if spacetime else None
-        self.spatial = SpatialAttention(c_out, cfg.heads, g) if spatial and not spacetime else None
+        self.joint = JointSpaceTimeAttention(c_out, cfg.heads, g) if joint else None
+        self.spatial = SpatialAttention(c_out, cfg.heads, g) if spatial and not joint else None
         self.temporal = (TemporalAttention(c_out, cfg.heads, g, cfg.frames, cfg.frame_positions)
-                         if temporal and not spacetime else None)
+                         if temporal and not joint else None)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, frames: int, temporal: bool | torch.Tensor) -> torch.Tensor:
         x = self.res(x, emb, frames, temporal)  # (B·T, C_out, H, W)
-        if self.spacetime is not None:
-            x = self.spacetime(x, frames, temporal)  # (B·T, C_out, H, W)
+        if self.joint is not None:
+            x = self.joint(x, frames, temporal)  # (B·T, C_out, H, W)
         if self.spatial is not None:
             x = self.spatial(x)  # (B·T, C_out, H, W)
         if self.temporal is not None:
@@ -317,7 +317,7 @@ class VideoUNet(nn.Module):
         def block(c_in: int, c_out: int, side: int) -> SpaceTimeBlock:
             return SpaceTimeBlock(c_in, c_out, cfg, emb_dim, spatial=side in cfg.attention_resolutions,
                                   temporal=side in cfg.temporal_attention_resolutions,
-                                  spacetime=side in cfg.spacetime_attention_resolutions)
+                                  joint=side in cfg.joint_attention_resolutions)
 
         self.down, skips, c, side = nn.ModuleList(), [ch], ch, cfg.image_size
         for level, mult in enumerate(cfg.channel_mults):
@@ -330,7 +330,7 @@ class VideoUNet(nn.Module):
                 skips.append(c)
                 side //= 2
         self.mid = nn.ModuleList([SpaceTimeBlock(c, c, cfg, emb_dim, spatial=True, temporal=True,
-                                                 spacetime=side in cfg.spacetime_attention_resolutions),
+                                                 joint=side in cfg.joint_attention_resolutions),
                                   SpaceTimeBlock(c, c, cfg, emb_dim, spatial=False, temporal=False)])
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(cfg.channel_mults))):
