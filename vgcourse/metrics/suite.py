@@ -83,6 +83,16 @@ class Evaluator:
             out |= self._digit_scores(torch.cat(probs))
         return out
 
+    @torch.no_grad()
+    def features(self, videos: torch.Tensor) -> torch.Tensor:
+        """The video probe's features (N, D) of ``videos`` (N, C, T, H, W): what ``fd`` compares with
+        ``real_stats`` (e.g. for :func:`~vgcourse.metrics.frechet.paired_bootstrap_fd`)."""
+        check_video(videos, "videos")
+        if not self.has_probes:
+            raise ValueError(f"{self.dataset!r} has no video probe, so no features (only moving digits has one)")
+        return torch.cat([self.video_probe.features(c.to(self.device).float()).double().cpu()
+                          for c in _chunks(videos, self.batch_size)])
+
     def _digit_scores(self, probs: torch.Tensor) -> dict[str, float]:
         """Frame quality, identity consistency and class diversity from frame-probe probabilities (B, T, 10)."""
         k = self.objects_per_clip
