@@ -1,7 +1,7 @@
 """The course's metrics, with no downloaded weights (see :mod:`vgcourse.metrics.suite` for what each means).
 
 - :func:`evaluate` / :class:`Evaluator`: every metric for a batch of generated videos, in one call.
-- probes (:mod:`.probes`), Fréchet distance (:mod:`.frechet`), tracking and motion (:mod:`.tracking`),
+- probes (:mod:`.probes`), Fréchet distance and its jackknife error (:mod:`.frechet`), tracking and motion (:mod:`.tracking`),
   attribute detectors (:mod:`.attributes`), reconstruction (:mod:`.reconstruction`),
   calibration corruptions (:mod:`.corruptions`) and the calibration table (:mod:`.calibration`).
 """
@@ -9,12 +9,14 @@
 from vgcourse.metrics.calibration import calibration_table
 from vgcourse.metrics.attributes import attribute_accuracy, detect_attributes
 from vgcourse.metrics.corruptions import CORRUPTIONS, add_noise, blur, freeze_frames, shuffle_frames
-from vgcourse.metrics.frechet import frechet_distance, frechet_distance_features, gaussian_stats, paired_bootstrap_fd
+from vgcourse.metrics.frechet import (frechet_distance, frechet_distance_features, gaussian_stats, jackknife_fd,
+                                      jackknife_std)
 from vgcourse.metrics.reconstruction import bits_per_dim, codebook_stats, codebook_usage, mask_iou, psnr, ssim
 from vgcourse.metrics.suite import Evaluator, evaluate
 from vgcourse.metrics.tracking import count_objects, foreground, motion_stats, track_centroids
 
 __all__ = ["evaluate", "Evaluator", "calibration_table", "frechet_distance", "frechet_distance_features",
-           "gaussian_stats", "paired_bootstrap_fd", "psnr", "ssim", "codebook_usage", "codebook_stats", "mask_iou",
-           "bits_per_dim", "track_centroids", "motion_stats", "count_objects", "foreground", "detect_attributes",
-           "attribute_accuracy", "shuffle_frames", "freeze_frames", "blur", "add_noise", "CORRUPTIONS"]
+           "gaussian_stats", "jackknife_fd", "jackknife_std", "psnr", "ssim", "codebook_usage", "codebook_stats",
+           "mask_iou", "bits_per_dim", "track_centroids", "motion_stats", "count_objects", "foreground",
+           "detect_attributes", "attribute_accuracy", "shuffle_frames", "freeze_frames", "blur", "add_noise",
+           "CORRUPTIONS"]

@@ -86,7 +86,7 @@ class Evaluator:
     @torch.no_grad()
     def features(self, videos: torch.Tensor) -> torch.Tensor:
         """The video probe's features (N, D) of ``videos`` (N, C, T, H, W): what ``fd`` compares with
-        ``real_stats`` (e.g. for :func:`~vgcourse.metrics.frechet.paired_bootstrap_fd`)."""
+        ``real_stats`` (e.g. for :func:`~vgcourse.metrics.frechet.jackknife_fd`)."""
         check_video(videos, "videos")
         if not self.has_probes:
             raise ValueError(f"{self.dataset!r} has no video probe, so no features (only moving digits has one)")
