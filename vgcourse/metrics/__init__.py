@@ -1,8 +1,8 @@
 """The course's metrics, with no downloaded weights (see :mod:`vgcourse.metrics.suite` for what each means).
 
 - :func:`evaluate` / :class:`Evaluator`: every metric for a batch of generated videos, in one call.
-- probes (:mod:`.probes`), Fréchet distance and its jackknife error (:mod:`.frechet`), tracking and motion (:mod:`.tracking`),
-  attribute detectors (:mod:`.attributes`), reconstruction (:mod:`.reconstruction`),
+- probes (:mod:`.probes`), Fréchet distance and its jackknife error (:mod:`.frechet`), tracking and motion
+  (:mod:`.tracking`), attribute detectors (:mod:`.attributes`), reconstruction (:mod:`.reconstruction`),
   calibration corruptions (:mod:`.corruptions`) and the calibration table (:mod:`.calibration`).
 """
 

@@ -42,7 +42,6 @@ def frechet_distance_features(a: torch.Tensor, b: torch.Tensor) -> float:
     return frechet_distance(*gaussian_stats(a), *gaussian_stats(b))
 
 
-
 def jackknife_fd(features: dict[str, torch.Tensor],
                  reference: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Leave-one-clip-out Fréchet distances of several sample sets to a fixed ``reference``.
@@ -66,7 +65,7 @@ def jackknife_fd(features: dict[str, torch.Tensor],
 
 def jackknife_std(estimates: torch.Tensor) -> float:
     """The jackknife standard error from N leave-one-out estimates θ₍ᵢ₎ (N,): √((N−1)/N · Σᵢ (θ₍ᵢ₎ − θ̄)²)
-    (Efron & Tibshirani 1993, eq. (11.5))."""
+    (Efron & Tibshirani 1993, ch. 11)."""
     if estimates.ndim != 1 or estimates.shape[0] < 2:
         raise ValueError(f"expected N >= 2 leave-one-out estimates of shape (N,), got {tuple(estimates.shape)}")
     n, e = estimates.shape[0], estimates.double()
