@@ -6,7 +6,7 @@ from einops import rearrange
 
 from vgcourse.diffusion import (VideoUNet, count_parameters, diffusion_loss, estimate_parameters, linear_schedule,
                                 video_unet_base, video_unet_tiny)
-from vgcourse.diffusion.unet import JointSpaceTimeAttention, TemporalAttention, TemporalConv
+from vgcourse.diffusion.unet import JointSpaceTimeAttention, SpaceTimeBlock, TemporalAttention, TemporalConv
 from vgcourse.nn.attention import attention
 from helpers import randomised
 
@@ -271,7 +271,7 @@ def test_joint_attention_starts_as_identity_and_links_any_pixel_of_any_frame():
 def test_unet_with_joint_attention_replaces_both_attentions_and_keeps_images_independent():
     cfg = video_unet_tiny(joint_attention_resolutions=(8,))
     model = randomised(make(joint_attention_resolutions=(8,)))
-    blocks = [m for m in model.modules() if m.__class__.__name__ == "SpaceTimeBlock"]
+    blocks = [m for m in model.modules() if isinstance(m, SpaceTimeBlock)]
     at_8 = [b for b in blocks if b.joint is not None]
     assert at_8 and all(b.spatial is None and b.temporal is None for b in at_8)
     assert any(b.temporal is not None for b in blocks)  # the 16×16 level stays factorised

@@ -139,10 +139,10 @@ def ddim_timesteps(T: int, steps: int, spacing: str = "linear") -> torch.Tensor:
         raise ValueError(f"expected spacing in {SPACINGS}, got {spacing!r}")
     if steps == 1:
         return torch.tensor([T - 1])
-    i = torch.arange(steps, dtype=torch.float64)
     if spacing == "linear":
         ts = torch.linspace(0, T - 1, steps, dtype=torch.float64)
     else:
+        i = torch.arange(steps, dtype=torch.float64)
         ts = i + (T - steps) * (i / (steps - 1)) ** 2
     return ts.round().long().flip(0)
 

@@ -72,7 +72,7 @@ class Evaluator:
             centers.append(c), visible.append(v)
             counts.append(count_objects(chunk).float())
             if self.has_probes:
-                feats.append(self.video_probe.features(chunk).double().cpu())
+                feats.append(self._probe_features(chunk))
                 probs.append(torch.sigmoid(self.frame_probe(chunk)).cpu())
         out |= motion_stats(torch.cat(centers), torch.cat(visible))
         out["objects"] = float(torch.cat(counts).mean())
@@ -90,8 +90,11 @@ class Evaluator:
         check_video(videos, "videos")
         if not self.has_probes:
             raise ValueError(f"{self.dataset!r} has no video probe, so no features (only moving digits has one)")
-        return torch.cat([self.video_probe.features(c.to(self.device).float()).double().cpu()
-                          for c in _chunks(videos, self.batch_size)])
+        return torch.cat([self._probe_features(c.to(self.device).float()) for c in _chunks(videos, self.batch_size)])
+
+    def _probe_features(self, chunk: torch.Tensor) -> torch.Tensor:
+        """Video-probe features (n, D) of one chunk of clips already on the device, as float64 on the CPU."""
+        return self.video_probe.features(chunk).double().cpu()
 
     def _digit_scores(self, probs: torch.Tensor) -> dict[str, float]:
         """Frame quality, identity consistency and class diversity from frame-probe probabilities (B, T, 10)."""
