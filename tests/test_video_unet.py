@@ -283,3 +283,36 @@ def test_unet_with_joint_attention_replaces_both_attentions_and_keeps_images_ind
         off_x, off_y, on_x, on_y = (model(v, t, temporal_attention=flag) for flag in (False, True) for v in (x, y))
     assert torch.allclose(off_x[0, :, [0, 1, 3]], off_y[0, :, [0, 1, 3]], atol=1e-6)
     assert not torch.allclose(on_x[0, :, [0, 1, 3]], on_y[0, :, [0, 1, 3]], atol=1e-3)
+
+
+def test_attention_conditioning_starts_as_identity_then_lets_the_condition_steer_attention():
+    """adaLN in the attention blocks (attention_conditioning): zero-initialised, the U-Net equals the one without
+    it (same other weights); trained (randomised), the same frames under two embeddings attend differently."""
+    from vgcourse.diffusion.unet import Modulation, SpatialAttention
+    plain, steered = make(cond_dim=4), make(cond_dim=4, attention_conditioning=True)
+    missing, unexpected = steered.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(".modulation." in k for k in missing)
+    attention_blocks = [m for m in steered.modules() if isinstance(m, (SpatialAttention, TemporalAttention))]
+    assert attention_blocks and all(isinstance(m.modulation, Modulation) for m in attention_blocks)
+    plain, steered = randomised(plain), randomised(steered)  # randomised weights, modulation zero again:
+    for m in steered.modules():
+        if isinstance(m, Modulation):
+            torch.nn.init.zeros_(m.proj.weight), torch.nn.init.zeros_(m.proj.bias)
+    steered.load_state_dict(plain.state_dict(), strict=False)
+    x, t, c = torch.randn(2, 1, 4, 16, 16), torch.tensor([3, 600]), torch.randn(2, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(steered(x, t, context=c), plain(x, t, context=c))
+    # one temporal block: the same clip under two embeddings
+    torch.manual_seed(1)
+    block = randomised(TemporalAttention(8, heads=2, groups=2, max_frames=4, emb_dim=6))
+    clip = torch.randn(4, 8, 3, 3)  # (B·T, C, H, W), one clip of 4 frames
+    e1, e2 = torch.randn(1, 6).repeat(4, 1), torch.randn(1, 6).repeat(4, 1)  # (B·T, D): one embedding per frame
+    with torch.no_grad():
+        assert (block(clip, 4, True, e1) - block(clip, 4, True, e2)).abs().max() > 1e-2
+        with pytest.raises(ValueError, match="pass emb"):
+            block(clip, 4, True)
+    # without the option the blocks take no embedding, and parameters grow only by the modulations
+    extra = count_parameters(make(cond_dim=4, attention_conditioning=True)) - count_parameters(make(cond_dim=4))
+    assert extra == sum(m.proj.weight.numel() + m.proj.bias.numel() for m in steered.modules()
+                        if isinstance(m, Modulation))
+    assert SpatialAttention(8, 2, 2).modulation is None

@@ -59,6 +59,7 @@ class VideoUNetConfig:
     coordinates: bool = False  # append (t, y, x) channels in [-1, 1] to the input (CoordConv); t counts packed images
     temporal_conv: bool = False  # a 3-tap temporal convolution after each spatial conv of a ResBlock (Gen-1, §3.3)
     joint_attention_resolutions: tuple[int, ...] = ()  # full T·H·W attention instead of spatial + temporal
+    attention_conditioning: bool = False  # the t + condition embedding also scales/shifts attention inputs (adaLN)
 
 
 def video_unet_tiny(**kw) -> VideoUNetConfig:  # smoke tests: ~0.2M parameters at 16×16
@@ -127,6 +128,38 @@ class TemporalConv(nn.Module):
         return x + rearrange(h, "b c t h w -> (b t) c h w")  # (B·T, C, H, W)
 
 
+class Modulation(nn.Module):
+    """adaLN for a U-Net attention block (DiT, Peebles & Xie 2023, §3.2): the embedding of the timestep and the
+    condition scales and shifts the block's normalised input, ``norm(x) · (1 + scale(e)) + shift(e)``.
+
+    Without it, the condition reaches a U-Net only through its ResBlocks, and attention sees it only as far as the
+    features carry it; with it, temporal attention's queries depend on the frame clock *and* the condition at once
+    (what "moves left" needs). Zero-initialised: the identity modulation at the start.
+
+    Inputs: h (N, C, H, W) normalised features; emb (N, D), one row per frame (N = B·T). Returns (N, C, H, W).
+    """
+
+    def __init__(self, emb_dim: int, channels: int):
+        super().__init__()
+        self.proj = nn.Linear(emb_dim, 2 * channels)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        scale, shift = rearrange(self.proj(F.silu(emb)), "n (two c) -> two n c 1 1", two=2)  # 2 × (N, C, 1, 1)
+        return h * (1 + scale.to(h.dtype)) + shift.to(h.dtype)  # (N, C, H, W)
+
+
+def normalise(block: nn.Module, x: torch.Tensor, emb: torch.Tensor | None) -> torch.Tensor:
+    """An attention block's input: its GroupNorm, then its :class:`Modulation` where it has one (and emb is given)."""
+    h = block.norm(x)  # (N, C, H, W)
+    if block.modulation is not None:
+        if emb is None:
+            raise ValueError("this attention block is conditioned (attention_conditioning); pass emb")
+        h = block.modulation(h, emb)
+    return h
+
+
 class ResBlock(nn.Module):
     """A residual block of two per-frame 3×3 convs with the time embedding as a scale and shift; with
     ``temporal_conv``, each 3×3 conv is followed by a :class:`TemporalConv` (Gen-1).
@@ -162,17 +195,19 @@ class ResBlock(nn.Module):
 
 
 class SpatialAttention(nn.Module):
-    """Self-attention over the H·W positions of each frame, as a residual branch. Inputs: x (B·T, C, H, W)."""
+    """Self-attention over the H·W positions of each frame, as a residual branch. Inputs: x (B·T, C, H, W);
+    emb (B·T, D), used with ``emb_dim`` (:class:`Modulation`)."""
 
-    def __init__(self, channels: int, heads: int, groups: int):
+    def __init__(self, channels: int, heads: int, groups: int, emb_dim: int | None = None):
         super().__init__()
         self.norm, self.attn = group_norm(channels, groups), SelfAttention(channels, heads)
+        self.modulation = Modulation(emb_dim, channels) if emb_dim else None
         nn.init.zeros_(self.attn.proj.weight)
         nn.init.zeros_(self.attn.proj.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
         h = x.shape[2]
-        tokens = rearrange(self.norm(x), "n c h w -> n (h w) c")  # (B·T, H·W, C)
+        tokens = rearrange(normalise(self, x, emb), "n c h w -> n (h w) c")  # (B·T, H·W, C)
         return x + rearrange(self.attn(tokens), "n (h w) c -> n c h w", h=h)  # (B·T, C, H, W)
 
 
@@ -185,13 +220,16 @@ class TemporalAttention(nn.Module):
     condition that is the same on every frame ("moves left") has no clock to turn into positions.
 
     Inputs: x (B·T, C, H, W); frames T; temporal: True (attend over frames), False (each frame attends only
-    to itself: the frames are independent images) or (B,) bool, one choice per sample. Returns (B·T, C, H, W).
+    to itself: the frames are independent images) or (B,) bool, one choice per sample; emb (B·T, D), used with
+    ``emb_dim`` (:class:`Modulation`). Returns (B·T, C, H, W).
     """
 
-    def __init__(self, channels: int, heads: int, groups: int, max_frames: int, frame_positions: bool = False):
+    def __init__(self, channels: int, heads: int, groups: int, max_frames: int, frame_positions: bool = False,
+                 emb_dim: int | None = None):
         super().__init__()
         self.heads, self.max_frames, self.frame_positions = heads, max_frames, frame_positions
         self.norm, self.attn = group_norm(channels, groups), SelfAttention(channels, heads)
+        self.modulation = Modulation(emb_dim, channels) if emb_dim else None
         self.rel_bias = nn.Parameter(torch.zeros(2 * max_frames - 1, heads))  # one scalar per offset and head
         nn.init.zeros_(self.attn.proj.weight)
         nn.init.zeros_(self.attn.proj.bias)
@@ -202,9 +240,10 @@ class TemporalAttention(nn.Module):
         offset = (pos[None, :] - pos[:, None]).clamp(-(self.max_frames - 1), self.max_frames - 1)  # (T, T)
         return rearrange(self.rel_bias[offset + self.max_frames - 1], "i j h -> 1 h i j")  # (1, heads, T, T)
 
-    def forward(self, x: torch.Tensor, frames: int, temporal: bool | torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, frames: int, temporal: bool | torch.Tensor,
+                emb: torch.Tensor | None = None) -> torch.Tensor:
         _, _, h, w = x.shape
-        tokens = rearrange(self.norm(x), "(b t) c h w -> (b h w) t c", t=frames)  # (B·H·W, T, C)
+        tokens = rearrange(normalise(self, x, emb), "(b t) c h w -> (b h w) t c", t=frames)  # (B·H·W, T, C)
         if self.frame_positions:
             index = torch.arange(frames, device=x.device)
             tokens = tokens + timestep_embedding(index, tokens.shape[-1]).to(tokens.dtype)  # + (T, C) frame clock
@@ -233,20 +272,23 @@ class JointSpaceTimeAttention(nn.Module):
 
     Inputs: x (B·T, C, H, W); frames T; temporal: True (the clip's frames attend to each other), False (each
     frame attends only within itself and has the positions of frame 0: packed images, each a one-frame video)
-    or (B,) bool, one choice per sample. Returns (B·T, C, H, W).
+    or (B,) bool, one choice per sample; emb (B·T, D), used with ``emb_dim`` (:class:`Modulation`).
+    Returns (B·T, C, H, W).
     """
 
-    def __init__(self, channels: int, heads: int, groups: int):
+    def __init__(self, channels: int, heads: int, groups: int, emb_dim: int | None = None):
         super().__init__()
         if channels % 16:
             raise ValueError(f"joint space-time attention needs channels divisible by 16 (3D sin-cos), got {channels}")
         self.norm, self.attn = group_norm(channels, groups), SelfAttention(channels, heads)
+        self.modulation = Modulation(emb_dim, channels) if emb_dim else None
         nn.init.zeros_(self.attn.proj.weight)  # the identity at the start, as the other attention blocks
         nn.init.zeros_(self.attn.proj.bias)
 
-    def forward(self, x: torch.Tensor, frames: int, temporal: bool | torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, frames: int, temporal: bool | torch.Tensor,
+                emb: torch.Tensor | None = None) -> torch.Tensor:
         _, c, h, w = x.shape
-        tokens = rearrange(self.norm(x), "(b t) c h w -> b (t h w) c", t=frames)  # (B, T·H·W, C)
+        tokens = rearrange(normalise(self, x, emb), "(b t) c h w -> b (t h w) c", t=frames)  # (B, T·H·W, C)
         pos, mask = sincos_3d(c, (frames, h, w), x.device), None  # (L, C), L = T·H·W; every position sees all
         if temporal is not True:
             still = sincos_3d(c, (1, h, w), x.device).repeat(frames, 1)  # (L, C): each packed image is a frame 0
@@ -271,19 +313,20 @@ class SpaceTimeBlock(nn.Module):
         super().__init__()
         g = cfg.norm_groups
         self.res = ResBlock(c_in, c_out, emb_dim, cfg.dropout, g, cfg.temporal_conv)
-        self.joint = JointSpaceTimeAttention(c_out, cfg.heads, g) if joint else None
-        self.spatial = SpatialAttention(c_out, cfg.heads, g) if spatial and not joint else None
-        self.temporal = (TemporalAttention(c_out, cfg.heads, g, cfg.frames, cfg.frame_positions)
+        mod = emb_dim if cfg.attention_conditioning else None  # adaLN in the attention blocks too
+        self.joint = JointSpaceTimeAttention(c_out, cfg.heads, g, mod) if joint else None
+        self.spatial = SpatialAttention(c_out, cfg.heads, g, mod) if spatial and not joint else None
+        self.temporal = (TemporalAttention(c_out, cfg.heads, g, cfg.frames, cfg.frame_positions, mod)
                          if temporal and not joint else None)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, frames: int, temporal: bool | torch.Tensor) -> torch.Tensor:
         x = self.res(x, emb, frames, temporal)  # (B·T, C_out, H, W)
         if self.joint is not None:
-            x = self.joint(x, frames, temporal)  # (B·T, C_out, H, W)
+            x = self.joint(x, frames, temporal, emb)  # (B·T, C_out, H, W)
         if self.spatial is not None:
-            x = self.spatial(x)  # (B·T, C_out, H, W)
+            x = self.spatial(x, emb)  # (B·T, C_out, H, W)
         if self.temporal is not None:
-            x = self.temporal(x, frames, temporal)  # (B·T, C_out, H, W)
+            x = self.temporal(x, frames, temporal, emb)  # (B·T, C_out, H, W)
         return x
 
 
