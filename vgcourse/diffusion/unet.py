@@ -133,8 +133,9 @@ class Modulation(nn.Module):
     condition scales and shifts the block's normalised input, ``norm(x) · (1 + scale(e)) + shift(e)``.
 
     Without it, the condition reaches a U-Net only through its ResBlocks, and attention sees it only as far as the
-    features carry it; with it, temporal attention's queries depend on the frame clock *and* the condition at once
-    (what "moves left" needs). Zero-initialised: the identity modulation at the start.
+    features carry it; with it, temporal attention's queries depend on the frame clock *and* the condition at once.
+    Zero-initialised: the identity modulation at the start. Measured (chapter 10's reading): with joint attention at
+    8×8, 1,855 multi-task steps on the H200, it did not make the U-Net draw the caption's direction.
 
     Inputs: h (N, C, H, W) normalised features; emb (N, D), one row per frame (N = B·T). Returns (N, C, H, W).
     """
@@ -151,7 +152,7 @@ class Modulation(nn.Module):
 
 
 def normalise(block: nn.Module, x: torch.Tensor, emb: torch.Tensor | None) -> torch.Tensor:
-    """An attention block's input: its GroupNorm, then its :class:`Modulation` where it has one (and emb is given)."""
+    """An attention block's input: its GroupNorm, then its :class:`Modulation` where it has one (emb required)."""
     h = block.norm(x)  # (N, C, H, W)
     if block.modulation is not None:
         if emb is None:
