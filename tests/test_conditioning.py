@@ -7,6 +7,7 @@ import torch
 from vgcourse.data import CaptionedShapes, VideoBatch, caption, tokenize
 from vgcourse.data.shapes import COLOUR_RGB, DIRECTION_VECTORS, PANS
 from vgcourse.diffusion import VideoUNet, guided_eps, video_unet_tiny
+from vgcourse.dit import DiTConfig
 from vgcourse.diffusion.conditioning import (CONDITIONS, CaptionEncoder, ConditionalDenoiser,
                                              ConditionalDenoiserConfig, Conditions, brush_map, concat_channels,
                                              condition_channels, conditions_from_batch, drop_conditions,
@@ -24,11 +25,36 @@ def batch():
     return CaptionedShapes(16, 6, camera_pan=True).batch(4, seed=3)
 
 
-@pytest.fixture(scope="module")
-def model():
+def tiny_dit(**kw) -> DiTConfig:
+    return DiTConfig(**{**dict(input_size=16, frames=6, in_channels=3, patch_size=4, hidden_size=32, depth=2,
+                               num_heads=2), **kw})
+
+
+@pytest.fixture(scope="module", params=["unet", "dit"])
+def model(request):
+    """The conditional denoiser on either backbone: every test that takes it runs on both."""
     torch.manual_seed(0)
-    cfg = ConditionalDenoiserConfig(video_unet_tiny(in_channels=3, frames=6), text_dim=16, text_heads=2)
+    backbone = dict(unet=video_unet_tiny(in_channels=3, frames=6)) if request.param == "unet" else dict(dit=tiny_dit())
+    cfg = ConditionalDenoiserConfig(**backbone, text_dim=16, text_heads=2)
     return randomised(ConditionalDenoiser(cfg))
+
+
+def test_denoiser_backbones():
+    """Exactly one backbone; the DiT one starts at ε = 0 (adaLN-Zero), sees the condition frames through its patch
+    embedding (3 video + 7 condition channels) and the caption through adaLN."""
+    with pytest.raises(ValueError, match="exactly one backbone"):
+        ConditionalDenoiserConfig(text_dim=16)
+    with pytest.raises(ValueError, match="exactly one backbone"):
+        ConditionalDenoiserConfig(video_unet_tiny(in_channels=3), dit=tiny_dit())
+    torch.manual_seed(0)
+    net = ConditionalDenoiser(ConditionalDenoiserConfig(dit=tiny_dit(num_classes=10), text_dim=16, text_heads=2))
+    assert net.unet is None and net.dit.config.num_classes == 0
+    assert net.dit.x_embedder.proj.in_channels == 3 + concat_channels(3)
+    x, t = torch.randn(2, 3, 6, 16, 16), torch.tensor([5, 700])
+    with torch.no_grad():
+        assert (net(x, t) == 0).all()
+    with pytest.raises(ValueError, match="context of shape"):
+        net.dit(x, t, context=torch.randn(2, 5))
 
 
 # ---- conditions ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ classifier-free guidance needs (Ho & Salimans 2022).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from einops import rearrange, repeat
@@ -32,6 +32,9 @@ from vgcourse.diffusion.unet import VideoUNet, VideoUNetConfig
 from vgcourse.metrics.tracking import foreground
 from vgcourse.nn.attention import SelfAttention
 from vgcourse.video import check_video
+
+if TYPE_CHECKING:
+    from vgcourse.dit.model import DiTConfig
 
 CONDITIONS = ("caption", "first_frame", "structure", "brush", "camera")
 _TENSORS = {"caption": ("caption",), "first_frame": ("first_frame",), "structure": ("structure",),
@@ -284,23 +287,38 @@ class CaptionEncoder(nn.Module):
 
 @dataclass
 class ConditionalDenoiserConfig:
-    """Sizes of a :class:`ConditionalDenoiser`: its U-Net (in_channels = the video's) and its caption encoder.
+    """Sizes of a :class:`ConditionalDenoiser`: its backbone, a U-Net or a DiT (in_channels = the video's; give
+    exactly one), and its caption encoder.
 
     ``frozen_text`` keeps the caption encoder at its (random) initialisation, untrained, as Gen-1 keeps CLIP and
     Imagen keeps T5 frozen (pretrained there). Trained jointly, the encoder can learn to shrink the words the U-Net
     does not use (chapter 10 measures it for the direction word); frozen, it keeps every word apart.
     """
 
-    unet: VideoUNetConfig
+    unet: VideoUNetConfig | None = None
     text_dim: int = 128
     text_layers: int = 1
     text_heads: int = 4
     frozen_text: bool = False
+    dit: "DiTConfig | None" = None  # a DiT backbone instead (chapter 11); num_classes and cond_channels are set here
+
+    def __post_init__(self):
+        if (self.unet is None) == (self.dit is None):
+            raise ValueError("give exactly one backbone: unet=VideoUNetConfig(...) or dit=DiTConfig(...)")
+
+    @property
+    def channels(self) -> int:
+        """The video's channels C."""
+        return self.unet.in_channels if self.unet is not None else self.dit.in_channels
 
 
 class ConditionalDenoiser(nn.Module):
-    """A video U-Net conditioned on a caption and a camera move (vectors) and on concatenated frames (first
+    """A video U-Net (or DiT) conditioned on a caption and a camera move (vectors) and on concatenated frames (first
     frame, structure, motion brush), each optional per clip.
+
+    The vector condition joins the timestep embedding: the U-Net's ResBlocks scale and shift by it; the DiT's adaLN
+    scales, shifts and gates every attention and MLP input by it (Peebles & Xie 2023, §3.2). The frames enter
+    with x: the U-Net's first convolution, the DiT's patch embedding.
 
     Inputs (forward): x (B, C, T, H, W) noisy videos; t (B,) timesteps; cond: :class:`Conditions` or None
     (None: nothing given, the unconditional model). Returns eps (B, C, T, H, W).
@@ -309,9 +327,15 @@ class ConditionalDenoiser(nn.Module):
     def __init__(self, config: ConditionalDenoiserConfig):
         super().__init__()
         self.config = config
-        c = config.unet.in_channels
-        unet_cfg = replace(config.unet, cond_dim=config.text_dim, cond_channels=concat_channels(c), num_classes=None)
-        self.unet = VideoUNet(unet_cfg)
+        c = config.channels
+        self.unet = self.dit = self.context_proj = None
+        if config.unet is not None:
+            self.unet = VideoUNet(replace(config.unet, cond_dim=config.text_dim, cond_channels=concat_channels(c),
+                                          num_classes=None))
+        else:
+            from vgcourse.dit.model import DiT  # here: vgcourse.dit imports this module (a top import is circular)
+            self.dit = DiT(replace(config.dit, num_classes=0, cond_channels=concat_channels(c)))
+            self.context_proj = nn.Linear(config.text_dim, config.dit.hidden_size)  # caption + camera -> adaLN
         self.text = CaptionEncoder(config.text_dim, config.text_layers, config.text_heads)
         if config.frozen_text:
             self.text.requires_grad_(False)  # a fixed map from words to a vector; the null caption still learns
@@ -337,6 +361,8 @@ class ConditionalDenoiser(nn.Module):
             raise TypeError(f"expected cond as a Conditions (or None), got {type(cond).__name__}")
         context = self.context(cond, x.shape[0], x.device)  # (B, D)
         concat = condition_channels(cond, tuple(x.shape), x.device)  # (B, C + 4, T, H, W)
+        if self.dit is not None:
+            return self.dit(x, t, concat=concat, context=self.context_proj(context))  # (B, C, T, H, W)
         return self.unet(x, t, context=context, concat=concat)  # (B, C, T, H, W)
 
 

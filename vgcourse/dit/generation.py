@@ -29,8 +29,7 @@ from vgcourse.diffusion.conditioning import CaptionEncoder
 from vgcourse.diffusion.ddpm import ddim_timesteps, guided_eps
 from vgcourse.diffusion.schedules import NoiseSchedule
 from vgcourse.diffusion.v_prediction import check_schedule
-from vgcourse.dit.model import DiT, DiTConfig, unpatchify
-from vgcourse.nn.positions import sincos_3d
+from vgcourse.dit.model import DiT, DiTConfig
 from vgcourse.video import check_video
 
 
@@ -68,16 +67,7 @@ class TextDiT(nn.Module):
         return self.text_proj(text)  # (B, D)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
-        dit, cfg = self.dit, self.config
-        grid = dit._check_input(x, t)  # (T', H', W'), validates the shapes
-        pos = dit.pos_embed if grid == cfg.grid else sincos_3d(cfg.hidden_size, grid, device=x.device)
-        h = dit.x_embedder(x) + pos.to(x.dtype)  # (B, L, D)
-        c = dit.t_embedder(t)  # (B, D)
-        c = c + self.context(tokens, x.shape[0], x.device).to(c.dtype)  # (B, D): adaLN sees time + caption
-        for block in dit.blocks:
-            h = block(h, c, grid)  # (B, L, D)
-        h = dit.final_layer(h, c)  # (B, L, pt·p·p·C)
-        return unpatchify(h, grid, cfg.temporal_patch, cfg.patch_size)  # (B, C, T, H, W)
+        return self.dit(x, t, context=self.context(tokens, x.shape[0], x.device))  # adaLN sees time + caption
 
 
 # ---- continuation: a DiT that sees which frames are given clean ------------------------------------------------

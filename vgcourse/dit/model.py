@@ -178,7 +178,9 @@ class DiT(nn.Module):
 
     Inputs (forward): x (B, C, T, H, W) noisy latents; t (B,) timesteps; y (B,) long labels or None
     (None = the null class); concat (B, cond_channels, T, H, W) frames patchified with x (with ``cond_channels``;
-    None = zeros). Returns (B, C_out, T, H, W): ε, followed by the variance channels if learn_sigma.
+    None = zeros); context (B, hidden_size) a conditioning vector added to the timestep embedding, so that adaLN
+    sees it in every block (a caption's, as in :class:`~vgcourse.dit.generation.TextDiT`; None = nothing).
+    Returns (B, C_out, T, H, W): ε, followed by the variance channels if learn_sigma.
     """
 
     def __init__(self, config: DiTConfig):
@@ -262,7 +264,7 @@ class DiT(nn.Module):
         return torch.cat([x, concat.to(x.dtype)], dim=1)
 
     def _denoise(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, label_dropout: bool,
-                 concat: torch.Tensor | None = None) -> torch.Tensor:
+                 concat: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.config
         grid = self._check_input(x, t)  # (T', H', W')
         pos = self.pos_embed if grid == cfg.grid else sincos_3d(cfg.hidden_size, grid, device=x.device)
@@ -272,15 +274,20 @@ class DiT(nn.Module):
         labels = self._labels(y, x.shape[0], x.device)
         if labels is not None:
             c = c + self.y_embedder(labels, label_dropout).to(c.dtype)  # (B, D)
+        if context is not None:
+            if context.shape != c.shape:
+                raise ValueError(f"expected context of shape (B, hidden_size) = {tuple(c.shape)}, "
+                                 f"got {tuple(context.shape)}")
+            c = c + context.to(c.dtype)  # (B, D): adaLN sees time + condition
         for block in self.blocks:
             tokens = block(tokens, c, grid)  # (B, L, D)
         tokens = self.final_layer(tokens, c)  # (B, L, pt·p·p·C_out)
         return unpatchify(tokens, grid, cfg.temporal_patch, cfg.patch_size)  # (B, C_out, T, H, W)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
-                concat: torch.Tensor | None = None) -> torch.Tensor:
+                concat: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, T, H, W), (B,), (B,) or None -> (B, C_out, T, H, W); labels are dropped at rate class_dropout_prob in training."""
-        return self._denoise(x, t, y, label_dropout=self.training, concat=concat)
+        return self._denoise(x, t, y, label_dropout=self.training, concat=concat, context=context)
 
     def forward_with_cfg(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, cfg_scale: float) -> torch.Tensor:
         """Classifier-free guided output: one batched pass with labels y and with the null class.
