@@ -294,10 +294,10 @@ def test_attention_conditioning_starts_as_identity_then_lets_the_condition_steer
     assert not unexpected and missing and all(".modulation." in k for k in missing)
     attention_blocks = [m for m in steered.modules() if isinstance(m, (SpatialAttention, TemporalAttention))]
     assert attention_blocks and all(isinstance(m.modulation, Modulation) for m in attention_blocks)
-    plain, steered = randomised(plain), randomised(steered)  # randomised weights, modulation zero again:
-    for m in steered.modules():
-        if isinstance(m, Modulation):
-            torch.nn.init.zeros_(m.proj.weight), torch.nn.init.zeros_(m.proj.bias)
+    plain, steered = randomised(plain), randomised(steered)  # randomised weights, attention modulation zero again:
+    attention_blocks = [m for m in steered.modules() if isinstance(m, (SpatialAttention, TemporalAttention))]
+    for m in attention_blocks:
+        torch.nn.init.zeros_(m.modulation.proj.weight), torch.nn.init.zeros_(m.modulation.proj.bias)
     steered.load_state_dict(plain.state_dict(), strict=False)
     x, t, c = torch.randn(2, 1, 4, 16, 16), torch.tensor([3, 600]), torch.randn(2, 4)
     with torch.no_grad():
@@ -313,6 +313,5 @@ def test_attention_conditioning_starts_as_identity_then_lets_the_condition_steer
             block(clip, 4, True)
     # without the option the blocks take no embedding, and parameters grow only by the modulations
     extra = count_parameters(make(cond_dim=4, attention_conditioning=True)) - count_parameters(make(cond_dim=4))
-    assert extra == sum(m.proj.weight.numel() + m.proj.bias.numel() for m in steered.modules()
-                        if isinstance(m, Modulation))
+    assert extra == sum(m.modulation.proj.weight.numel() + m.modulation.proj.bias.numel() for m in attention_blocks)
     assert SpatialAttention(8, 2, 2).modulation is None

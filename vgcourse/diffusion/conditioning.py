@@ -300,7 +300,7 @@ class ConditionalDenoiserConfig:
     text_layers: int = 1
     text_heads: int = 4
     frozen_text: bool = False
-    dit: "DiTConfig | None" = None  # a DiT backbone instead (chapter 11); num_classes and cond_channels are set here
+    dit: DiTConfig | None = None  # a DiT backbone instead (chapter 11); num_classes and cond_channels are set here
 
     def __post_init__(self):
         if (self.unet is None) == (self.dit is None):

@@ -134,17 +134,20 @@ class Modulation(nn.Module):
 
     Without it, the condition reaches a U-Net only through its ResBlocks, and attention sees it only as far as the
     features carry it; with it, temporal attention's queries depend on the frame clock *and* the condition at once.
-    Zero-initialised: the identity modulation at the start. Measured (chapter 10's reading): with joint attention at
-    8×8, 1,855 multi-task steps on the H200, it did not make the U-Net draw the caption's direction.
+    Zero-initialised for attention: the identity modulation at the start. Measured (chapter 10's reading): with joint
+    attention at 8×8, 1,855 multi-task steps on the H200, it did not make the U-Net draw the caption's direction.
+    :class:`ResBlock` scales and shifts by the same map (``zero_init=False``: its zeroed second conv already makes the
+    block the identity, Ho et al. 2020's recipe).
 
     Inputs: h (N, C, H, W) normalised features; emb (N, D), one row per frame (N = B·T). Returns (N, C, H, W).
     """
 
-    def __init__(self, emb_dim: int, channels: int):
+    def __init__(self, emb_dim: int, channels: int, zero_init: bool = True):
         super().__init__()
         self.proj = nn.Linear(emb_dim, 2 * channels)
-        nn.init.zeros_(self.proj.weight)
-        nn.init.zeros_(self.proj.bias)
+        if zero_init:
+            nn.init.zeros_(self.proj.weight)
+            nn.init.zeros_(self.proj.bias)
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         scale, shift = rearrange(self.proj(F.silu(emb)), "n (two c) -> two n c 1 1", two=2)  # 2 × (N, C, 1, 1)
@@ -162,8 +165,8 @@ def normalise(block: nn.Module, x: torch.Tensor, emb: torch.Tensor | None) -> to
 
 
 class ResBlock(nn.Module):
-    """A residual block of two per-frame 3×3 convs with the time embedding as a scale and shift; with
-    ``temporal_conv``, each 3×3 conv is followed by a :class:`TemporalConv` (Gen-1).
+    """A residual block of two per-frame 3×3 convs with the time embedding as a scale and shift
+    (:class:`Modulation`); with ``temporal_conv``, each 3×3 conv is followed by a :class:`TemporalConv` (Gen-1).
 
     Inputs: x (N, C_in, H, W) frames (N = B·T); emb (N, D); frames T and temporal as :class:`TemporalConv`
     (used only with ``temporal_conv``, always passed so that a clip is never mistaken for images). Returns
@@ -174,7 +177,7 @@ class ResBlock(nn.Module):
                  temporal_conv: bool = False):
         super().__init__()
         self.norm1, self.conv1 = group_norm(c_in, groups), nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, 2 * c_out)
+        self.modulation = Modulation(emb_dim, c_out, zero_init=False)  # the time (+ condition) embedding
         self.norm2, self.drop = group_norm(c_out, groups), nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)  # the block starts as the identity (Ho et al. 2020's recipe)
@@ -187,8 +190,7 @@ class ResBlock(nn.Module):
         h = self.conv1(F.silu(self.norm1(x)))  # (N, C_out, H, W)
         if self.tconv1 is not None:
             h = self.tconv1(h, frames, temporal)  # (N, C_out, H, W)
-        scale, shift = rearrange(self.emb(F.silu(emb)), "n (two c) -> two n c 1 1", two=2)  # 2 × (N, C_out, 1, 1)
-        h = self.norm2(h) * (1 + scale) + shift  # (N, C_out, H, W)
+        h = self.modulation(self.norm2(h), emb)  # (N, C_out, H, W): scaled and shifted by the embedding
         h = self.conv2(self.drop(F.silu(h)))  # (N, C_out, H, W)
         if self.tconv2 is not None:
             h = self.tconv2(h, frames, temporal)  # (N, C_out, H, W)
