@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from vgcourse.data import BouncingBalls, CaptionedShapes, MovingDigits
-from vgcourse.metrics import (Evaluator, add_noise, attribute_accuracy, bits_per_dim, calibration_table,
-                              codebook_usage, count_objects, evaluate, frechet_distance,
+from vgcourse.metrics import (Evaluator, add_noise, attribute_accuracy, attribute_consistency, bits_per_dim,
+                              calibration_table, codebook_usage, count_objects, evaluate, frechet_distance,
                               frechet_distance_features, gaussian_stats, jackknife_fd, jackknife_std, motion_stats,
                               psnr, ssim, track_centroids)
 from vgcourse.metrics.train_probes import probe_accuracy
@@ -180,3 +180,21 @@ def test_attribute_accuracy_on_real_and_wrong_labels():
     assert attribute_accuracy(batch.video, batch.labels)["attribute_accuracy"] > 0.9
     wrong = dict(batch.labels, colour=(batch.labels["colour"] + 1) % 6)
     assert attribute_accuracy(batch.video, wrong)["colour_accuracy"] == 0.0
+
+
+def test_attribute_consistency_counts_changed_and_missing_frames():
+    clips = CaptionedShapes(32, frames=16, object_size=10).batch(64, seed=4)
+    assert attribute_consistency(clips.video).min() == 1.0  # every real frame reads as its clip's object
+    other = torch.cat([clips.video[1:], clips.video[:1]])  # each clip's neighbour
+    same = torch.ones(64, dtype=torch.bool)
+    for key in ("colour", "shape"):
+        same &= clips.labels[key][:, 0] == torch.roll(clips.labels[key][:, 0], -1)
+    spliced = torch.cat([clips.video[:, :, :10], other[:, :, 10:]], dim=2)  # 10 frames of one object, 6 of another
+    got = attribute_consistency(spliced)
+    assert torch.allclose(got[~same], torch.full_like(got[~same], 10 / 16))
+    assert (got[same] == 1.0).all()
+    faded = clips.video.clone()
+    faded[:, :, 12:] = -1.0  # the object vanishes after 12 frames: black frames count as changes
+    assert torch.allclose(attribute_consistency(faded), torch.full((64,), 12 / 16))
+    with pytest.raises(ValueError):
+        attribute_consistency(torch.zeros(2, 1, 4, 32, 32))  # shapes are colour clips

@@ -3,14 +3,15 @@
 Conditioning accuracy needs no learned judge: the colour is the palette entry nearest the mean foreground
 colour; the shape is told by how much of its bounding box it fills (square 1, circle π/4 ≈ 0.79,
 triangle 1/2); the direction is the sign of the dominant axis of the centroid's displacement.
-Detectors read one object per clip.
+Detectors read one object per clip; :func:`attribute_consistency` reads every frame on its own, for the identity of
+an object through a long clip (the captioned-shapes counterpart of the digit probe's identity consistency).
 """
 
 from __future__ import annotations
 
 import torch
 
-from vgcourse.data.shapes import COLOUR_RGB, DIRECTION_VECTORS
+from vgcourse.data.shapes import COLOUR_RGB, DIRECTION_VECTORS, SHAPES
 from vgcourse.metrics.tracking import foreground
 from vgcourse.video import check_video
 
@@ -47,6 +48,20 @@ def detect_attributes(video: torch.Tensor) -> dict[str, torch.Tensor]:
     move = torch.stack([cy[idx, last] - cy[idx, first], cx[idx, last] - cx[idx, first]], -1)  # (B, 2)
     direction = (move @ DIRECTION_VECTORS.to(x.device).T).argmax(-1)
     return {"colour": colour, "shape": shape, "direction": direction, "visible": has.any(-1)}
+
+
+def attribute_consistency(video: torch.Tensor) -> torch.Tensor:
+    """Identity consistency of captioned shapes: (B, 3, T, H, W) -> (B,), per clip the fraction of frames whose
+    detected (colour, shape), each frame read as a one-frame clip, is the clip's most common visible one. A frame
+    with no object counts as a change, so an object that fades out loses consistency; a frozen clip scores 1."""
+    check_video(video, channels=3)
+    b, t = video.shape[0], video.shape[2]
+    found = detect_attributes(video.transpose(1, 2).reshape(b * t, video.shape[1], 1, *video.shape[-2:]))
+    ident = (found["colour"] * len(SHAPES) + found["shape"]).view(b, t)  # (B, T): one index per (colour, shape)
+    visible = found["visible"].view(b, t)
+    votes = torch.where(visible, ident, -1)  # invisible frames vote for no identity
+    modal = torch.stack([row[row >= 0].mode().values if (row >= 0).any() else row.new_tensor(-1) for row in votes])
+    return ((ident == modal[:, None]) & visible).float().mean(1)  # (B,)
 
 
 def attribute_accuracy(video: torch.Tensor, labels: dict[str, torch.Tensor]) -> dict[str, float]:
