@@ -173,6 +173,10 @@ class HoldLastGiven(torch.nn.Module):
         self.abar = schedule.alphas_cumprod.double()
 
     def forward(self, x_t, t, mask=None):
+        from vgcourse.dit.generation import Continuation
+        if isinstance(mask, Continuation):  # what extend passes: the frames, no caption
+            assert mask.tokens is None
+            mask = mask.mask
         a = self.abar[t].reshape(-1, 1, 1, 1, 1)
         last = int(mask[0, 0, :, 0, 0].sum().item()) - 1
         x0 = x_t[:, :, last:last + 1].double().expand_as(x_t)
@@ -187,8 +191,62 @@ def test_extend_with_clean_context_continues_the_given_frames_exactly():
                               generator=torch.Generator().manual_seed(1), clean_context=True)
     assert long_clip.shape == (2, 1, 20, 6, 6) and seams == [8, 13, 18]
     torch.testing.assert_close(long_clip, still[:, :, :1].expand(2, 1, 20, 6, 6), atol=1e-4, rtol=0)
-    with pytest.raises(ValueError, match="cond"):
-        extend(HoldLastGiven(s), still.contiguous(), s, 20, 3, 10, cond=torch.zeros(2), clean_context=True)
+
+
+class HoldLastGivenTexted(HoldLastGiven):
+    """HoldLastGiven behind a Continuation condition; records the captions it is called with, and answers the
+    caption's call with another clip's ε, so that guidance by the caption would move the sample."""
+
+    def __init__(self, schedule):
+        super().__init__(schedule)
+        self.calls = []
+
+    def forward(self, x_t, t, cond=None):
+        from vgcourse.dit.generation import Continuation
+        assert isinstance(cond, Continuation)  # the frames reach both halves of guidance
+        self.calls.append(cond.tokens)
+        eps = super().forward(x_t, t, cond.mask)
+        return eps if cond.tokens is None else eps + 0.01
+
+
+def test_extend_with_clean_context_and_a_caption_guides_only_the_caption():
+    from vgcourse.diffusion import linear_schedule
+    s = linear_schedule(100)
+    still = torch.rand(2, 1, 1, 6, 6, generator=torch.Generator().manual_seed(0)).expand(2, 1, 8, 6, 6) * 2 - 1
+    tokens = tokenize(["a red square moves left", "a blue circle moves up"])
+    model = HoldLastGivenTexted(s)
+    long_clip, seams = extend(model, still.contiguous(), s, total_frames=13, context=3, steps=4, cond=tokens,
+                              guidance_scale=3.0, generator=torch.Generator().manual_seed(1), clean_context=True)
+    assert long_clip.shape == (2, 1, 13, 6, 6) and seams == [8]
+    torch.testing.assert_close(long_clip[:, :, :3 + 5], still[:, :, :1].expand(2, 1, 8, 6, 6))  # context kept
+    assert len(model.calls) == 2 * 4  # guided: the caption's call and the frames-only call at each of 4 steps
+    assert sum(c is None for c in model.calls) == 4
+    assert all(torch.equal(c, tokens) for c in model.calls if c is not None)
+
+
+def test_text_dit_with_a_mask_channel_reads_caption_and_frames():
+    from vgcourse.dit.generation import Continuation
+    torch.manual_seed(0)
+    cfg = DiTConfig(input_size=8, frames=4, in_channels=3, num_classes=0, patch_size=4, temporal_patch=2, depth=2,
+                    hidden_size=32, num_heads=2, cond_channels=1)
+    model = perturbed(TextDiT(cfg, text_dim=16, text_layers=0))
+    x, t = torch.randn(2, 3, 4, 8, 8), torch.tensor([3, 90])
+    tokens = tokenize(["a red square moves left", "a blue circle moves up"])
+    mask = torch.zeros(2, 1, 4, 1, 1)
+    mask[:, :, :2] = 1
+    both = model(x, t, Continuation(tokens, mask))
+    assert not torch.allclose(both, model(x, t, tokens))  # the mask is read
+    assert not torch.allclose(both, model(x, t, Continuation(None, mask)))  # and the caption
+    torch.testing.assert_close(model(x, t, Continuation(tokens, torch.zeros_like(mask))), model(x, t, tokens))
+    half = Continuation(tokens, mask)[1:]
+    torch.testing.assert_close(model(x[1:], t[1:], half), both[1:])
+    assert Continuation(tokens, mask).unconditional().tokens is None
+    with pytest.raises(ValueError, match="frame mask"):
+        model(x, t, Continuation(tokens, torch.zeros(2, 1, 3, 1, 1)))
+    with pytest.raises(ValueError, match="cond_channels=1"):
+        tiny_text_dit()(x, t, Continuation(tokens, mask))  # no mask channel
+    with pytest.raises(ValueError, match="cond_channels 0 or 1"):
+        TextDiT(DiTConfig(**{**vars(cfg), "cond_channels": 2}))
 
 
 def test_masked_dit_reads_its_mask():
@@ -203,6 +261,10 @@ def test_masked_dit_reads_its_mask():
     mask[:, :, :2] = 1
     assert not torch.allclose(model(x, t, mask), model(x, t))
     torch.testing.assert_close(model(x, t, torch.zeros_like(mask)), model(x, t))
+    from vgcourse.dit.generation import Continuation
+    torch.testing.assert_close(model(x, t, Continuation(None, mask)), model(x, t, mask))
+    with pytest.raises(ValueError, match="no caption"):
+        model(x, t, Continuation(torch.zeros(2, 3, dtype=torch.long), mask))
     with pytest.raises(ValueError, match="mask"):
         model(x, t, torch.zeros(2, 1, 3, 1, 1))
     with pytest.raises(ValueError, match="cond_channels=1"):

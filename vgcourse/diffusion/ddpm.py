@@ -55,7 +55,8 @@ def guided_eps(model: EpsModel, x_t: torch.Tensor, t: torch.Tensor, cond: object
     s = 1 is plain conditioning; s = 1 + w for the guidance weight w of Ho & Salimans 2022, eq. (6).
 
     Inputs:
-        x_t: (B, C, T, H, W); t: (B,) long; cond: anything the model takes, or None.
+        x_t: (B, C, T, H, W); t: (B,) long; cond: anything the model takes, or None. The unconditional term
+            calls the model with ``cond.unconditional()`` where cond has that method, else with no cond.
     Returns:
         eps: (B, C, T, H, W) float32.
     """
@@ -64,7 +65,8 @@ def guided_eps(model: EpsModel, x_t: torch.Tensor, t: torch.Tensor, cond: object
             raise ValueError(f"guidance_scale={guidance_scale} needs a cond to guide towards; got cond=None")
         return _call(model, x_t, t, cond)
     eps_cond = _call(model, x_t, t, cond)
-    eps_uncond = _call(model, x_t, t, None)
+    # a condition may name its unconditional half (a Continuation keeps its given frames); otherwise nothing
+    eps_uncond = _call(model, x_t, t, cond.unconditional() if hasattr(cond, "unconditional") else None)
     return eps_uncond + guidance_scale * (eps_cond - eps_uncond)  # Ho & Salimans 2022, eq. (6) with s = 1 + w
 
 

@@ -12,11 +12,14 @@
 - :class:`MaskedDiT` and :func:`random_context`: a DiT trained to *continue* given frames (Open-Sora 1.1's masked
   DiT): the given frames enter x_t clean, a mask channel says which they are, and the loss skips them
   (:mod:`vgcourse.diffusion.clean_context`); :func:`extend` with ``clean_context=True`` continues with it.
+  A :class:`TextDiT` with ``cond_channels=1`` does the same under a caption: its condition is a
+  :class:`Continuation` (caption tokens and frame mask), whose unconditional half keeps the frames.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -37,9 +40,11 @@ from vgcourse.video import check_video
 class TextDiT(nn.Module):
     """A DiT whose adaLN conditioning is the timestep embedding plus a projected, pooled caption embedding.
 
-    Inputs (forward): x (B, C, T, H, W); t (B,) long; tokens (B, L) long caption tokens or None (None: the
-    learned null caption, the unconditional model). Captions are replaced by the null one with probability
-    ``caption_dropout`` in training (Ho & Salimans 2022, §3.2). Returns eps (B, C, T, H, W).
+    Inputs (forward): x (B, C, T, H, W); t (B,) long; cond: caption tokens (B, L) long, None (the learned null
+    caption, the unconditional model), or, for a model built with ``config.cond_channels == 1``, a
+    :class:`Continuation` (tokens or None, and a frame mask (B, 1, T, 1, 1) that enters as an input channel, as
+    in :class:`MaskedDiT`). Captions are replaced by the null one with probability ``caption_dropout`` in training
+    (Ho & Salimans 2022, §3.2); the frame mask is never dropped. Returns eps (B, C, T, H, W).
     """
 
     def __init__(self, config: DiTConfig, text_dim: int = 128, text_layers: int = 1, caption_dropout: float = 0.1):
@@ -47,6 +52,9 @@ class TextDiT(nn.Module):
         if config.num_classes != 0:
             raise ValueError(f"TextDiT conditions on captions, not labels: expected num_classes=0, "
                              f"got {config.num_classes}")
+        if config.cond_channels not in (0, 1):
+            raise ValueError(f"a TextDiT takes no input channel or one frame mask: expected cond_channels 0 or 1, "
+                             f"got {config.cond_channels}")
         self.dit, self.caption_dropout = DiT(config), caption_dropout
         self.config = config
         self.text = CaptionEncoder(text_dim, text_layers)
@@ -66,8 +74,36 @@ class TextDiT(nn.Module):
             text = torch.where(drop[:, None], null, text)
         return self.text_proj(text)  # (B, D)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
-        return self.dit(x, t, context=self.context(tokens, x.shape[0], x.device))  # adaLN sees time + caption
+    def forward(self, x: torch.Tensor, t: torch.Tensor,
+                cond: torch.Tensor | Continuation | None = None) -> torch.Tensor:
+        tokens, mask = (cond.tokens, cond.mask) if isinstance(cond, Continuation) else (cond, None)
+        if mask is not None and self.config.cond_channels != 1:
+            raise ValueError("this TextDiT has no frame-mask channel (cond_channels=0): build it with "
+                             "cond_channels=1 to continue given frames")
+        concat = None
+        if mask is not None:
+            check_frame_mask(mask, tuple(x.shape))
+            b, _, frames, h, w = x.shape
+            concat = mask.to(x.dtype).expand(b, 1, frames, h, w)  # (B, 1, T, H, W)
+        # no mask on a mask-channel model: the DiT fills the channel with zeros (nothing given)
+        return self.dit(x, t, concat=concat, context=self.context(tokens, x.shape[0], x.device))
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """The condition of a caption-and-frames model (a :class:`TextDiT` with a mask channel): caption tokens (B, L)
+    or None, and the frame mask (B, 1, T, 1, 1), 1 on frames given clean. Classifier-free guidance drops the
+    caption and keeps the frames (:meth:`unconditional`, which :func:`vgcourse.diffusion.guided_eps` calls):
+    ε̃ = ε(x, frames) + s (ε(x, caption, frames) − ε(x, frames))."""
+
+    tokens: torch.Tensor | None
+    mask: torch.Tensor
+
+    def unconditional(self) -> Continuation:
+        return Continuation(None, self.mask)
+
+    def __getitem__(self, index) -> Continuation:
+        return Continuation(None if self.tokens is None else self.tokens[index], self.mask[index])
 
 
 # ---- continuation: a DiT that sees which frames are given clean ------------------------------------------------
@@ -76,8 +112,9 @@ class MaskedDiT(nn.Module):
 
     Open-Sora 1.1 ("Masked DiT as Image/Video-to-Video Model") gives such frames timestep 0; here the mask rides
     along as an input channel (the DiT's ``cond_channels``), as chapter 10's U-Net marks its given first frame.
-    Inputs (forward): x (B, C, T, H, W); t (B,); mask (B, 1, T, 1, 1) or None (no frame given: unconditional
-    generation). Returns the DiT's output for the C video channels.
+    Inputs (forward): x (B, C, T, H, W); t (B,); mask (B, 1, T, 1, 1), a :class:`Continuation` without a caption
+    (what :func:`extend` passes), or None (no frame given: unconditional generation). Returns the DiT's output for
+    the C video channels.
     """
 
     def __init__(self, config: DiTConfig):
@@ -87,7 +124,12 @@ class MaskedDiT(nn.Module):
                              f"got {config.cond_channels}")
         self.dit, self.config = DiT(config), config
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor,
+                mask: torch.Tensor | Continuation | None = None) -> torch.Tensor:
+        if isinstance(mask, Continuation):
+            if mask.tokens is not None:
+                raise ValueError("a MaskedDiT reads no caption: use a TextDiT with cond_channels=1")
+            mask = mask.mask
         if mask is None:
             return self.dit(x, t)  # the mask channel is zeros: nothing given
         check_frame_mask(mask, tuple(x.shape))
@@ -257,16 +299,17 @@ def extend(model: Callable[..., torch.Tensor], clip: torch.Tensor, schedule: Noi
 
     Each chunk is a T-frame window whose first ``context`` frames are the last frames generated so far; its
     T − context new frames are appended. The context is kept by replacement (its noised values, any model), or with
-    ``clean_context`` given clean, the mask passed as the model's condition (a :class:`MaskedDiT` trained with
-    :func:`random_context`; ``cond`` must then be None). Returns the long clip (B, C, total_frames, H, W) and the
-    seams: the indices of the first new frame of each chunk.
+    ``clean_context`` given clean, with the model's condition a :class:`Continuation` of ``cond`` and the frame mask
+    (a :class:`MaskedDiT` trained with :func:`random_context`, ``cond`` None; or a :class:`TextDiT` with a mask
+    channel, guided by the caption alone). Returns the long clip (B, C, total_frames, H, W) and the seams: the
+    indices of the first new frame of each chunk.
     """
     check_video(clip, "clip")
     b, c, t, h, w = clip.shape
     if not 0 < context < t:
         raise ValueError(f"expected 0 < context < T={t} frames of the window, got context={context}")
-    if clean_context and cond is not None:
-        raise ValueError("with clean_context the model's condition is the frame mask; got a cond as well")
+    if cond is None and guidance_scale != 1.0:
+        raise ValueError(f"guidance_scale={guidance_scale} needs a cond to guide towards; got cond=None")
     ts = ddim_timesteps(schedule.T, steps).tolist()
     out, seams = clip.float(), []
     while out.shape[2] < total_frames:
@@ -275,7 +318,9 @@ def extend(model: Callable[..., torch.Tensor], clip: torch.Tensor, schedule: Noi
         kept = leading_frames_context(known, context)  # mask (B, 1, T, 1, 1): the first `context` frames
         x = torch.randn(known.shape, device=clip.device, generator=generator)  # x_T
         if clean_context:
-            chunk = ddim_from(model, x, schedule, ts, cond=kept.mask, generator=generator, context=kept)
+            given = Continuation(cond, kept.mask)  # the frames; the caption too, if any
+            chunk = ddim_from(model, x, schedule, ts, cond=given, guidance_scale=guidance_scale, generator=generator,
+                              context=kept)
         else:
             chunk = ddim_from(model, x, schedule, ts, cond, guidance_scale, known, kept.mask, generator)
         seams.append(out.shape[2])
