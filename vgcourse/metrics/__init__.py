@@ -18,5 +18,5 @@ from vgcourse.metrics.tracking import count_objects, foreground, motion_stats, t
 __all__ = ["evaluate", "Evaluator", "calibration_table", "frechet_distance", "frechet_distance_features",
            "gaussian_stats", "jackknife_fd", "jackknife_std", "psnr", "ssim", "codebook_usage", "codebook_stats",
            "mask_iou", "bits_per_dim", "track_centroids", "motion_stats", "count_objects", "foreground",
-           "detect_attributes", "attribute_accuracy", "attribute_consistency", "shuffle_frames", "freeze_frames", "blur", "add_noise",
-           "CORRUPTIONS"]
+           "detect_attributes", "attribute_accuracy", "attribute_consistency", "shuffle_frames", "freeze_frames",
+           "blur", "add_noise", "CORRUPTIONS"]
