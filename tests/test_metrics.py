@@ -182,6 +182,19 @@ def test_attribute_accuracy_on_real_and_wrong_labels():
     assert attribute_accuracy(batch.video, wrong)["colour_accuracy"] == 0.0
 
 
+def test_attribute_accuracy_by_shape_singles_out_the_shape_asked_wrongly():
+    batch = CaptionedShapes(32, frames=8, object_size=10).batch(96, seed=5)
+    shape = batch.labels["shape"].clone()
+    shape[shape == 0] = 1  # every clip of a square is said to be a circle
+    got = attribute_accuracy(batch.video, dict(batch.labels, shape=shape), by_shape=True)
+    assert got["shape_accuracy_by_shape"]["triangle"] == 1.0
+    squares = (batch.labels["shape"][:, 0] == 0).float().sum()
+    circles = (shape[:, 0] == 1).float().sum()
+    assert got["shape_accuracy_by_shape"]["circle"] == pytest.approx(float((circles - squares) / circles))
+    assert "square" not in got["shape_accuracy_by_shape"]  # no clip asks for a square any more
+    assert "shape_accuracy_by_shape" not in attribute_accuracy(batch.video, batch.labels)
+
+
 def test_attribute_consistency_counts_changed_and_missing_frames():
     clips = CaptionedShapes(32, frames=16, object_size=10).batch(64, seed=4)
     assert attribute_consistency(clips.video).min() == 1.0  # every real frame reads as its clip's object

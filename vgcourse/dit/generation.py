@@ -80,12 +80,7 @@ class TextDiT(nn.Module):
         if mask is not None and self.config.cond_channels != 1:
             raise ValueError("this TextDiT has no frame-mask channel (cond_channels=0): build it with "
                              "cond_channels=1 to continue given frames")
-        concat = None
-        if mask is not None:
-            check_frame_mask(mask, tuple(x.shape))
-            b, _, frames, h, w = x.shape
-            concat = mask.to(x.dtype).expand(b, 1, frames, h, w)  # (B, 1, T, H, W)
-        # no mask on a mask-channel model: the DiT fills the channel with zeros (nothing given)
+        concat = None if mask is None else mask_channel(mask, x)  # None: the DiT fills the channel with zeros
         return self.dit(x, t, concat=concat, context=self.context(tokens, x.shape[0], x.device))
 
 
@@ -107,6 +102,13 @@ class Continuation:
 
 
 # ---- continuation: a DiT that sees which frames are given clean ------------------------------------------------
+def mask_channel(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The frame mask (B, 1, T, 1, 1) as an input channel beside x (B, C, T, H, W): (B, 1, T, H, W)."""
+    check_frame_mask(mask, tuple(x.shape))
+    b, _, frames, h, w = x.shape
+    return mask.to(x.dtype).expand(b, 1, frames, h, w)
+
+
 class MaskedDiT(nn.Module):
     """A DiT with one extra input channel, the frame mask: 1 on frames given clean (context), 0 on frames to draw.
 
@@ -132,9 +134,7 @@ class MaskedDiT(nn.Module):
             mask = mask.mask
         if mask is None:
             return self.dit(x, t)  # the mask channel is zeros: nothing given
-        check_frame_mask(mask, tuple(x.shape))
-        b, _, frames, h, w = x.shape
-        return self.dit(x, t, concat=mask.to(x.dtype).expand(b, 1, frames, h, w))  # (B, C, T, H, W)
+        return self.dit(x, t, concat=mask_channel(mask, x))  # (B, C, T, H, W)
 
 
 def random_context(batch: int, frames: int, max_context: int, p_context: float = 0.5,

@@ -64,18 +64,25 @@ def attribute_consistency(video: torch.Tensor) -> torch.Tensor:
     return ((ident == modal[:, None]) & visible).float().mean(1)  # (B,)
 
 
-def attribute_accuracy(video: torch.Tensor, labels: dict[str, torch.Tensor]) -> dict[str, float]:
+def attribute_accuracy(video: torch.Tensor, labels: dict[str, torch.Tensor],
+                       by_shape: bool = False) -> dict[str, float | dict[str, float]]:
     """Fraction of clips whose detected colour / shape / direction equal the requested ones (first object),
-    and ``attribute_accuracy``: all three right."""
+    and ``attribute_accuracy``: all three right. With ``by_shape``, also ``shape_accuracy_by_shape``: the shape
+    accuracy among the clips asked for each shape (shapes no clip asks for left out), which tells a model that
+    fails one shape from one that is unsure of all."""
     found = detect_attributes(video)
-    out, all_ok = {}, torch.ones_like(found["colour"], dtype=torch.bool)
+    out, all_ok, wanted, right = {}, torch.ones_like(found["colour"], dtype=torch.bool), {}, {}
     for key in ("colour", "shape", "direction"):
         want = labels[key].to(found[key].device)
-        want = want[:, 0] if want.ndim == 2 else want
-        ok = (found[key] == want) & found["visible"]
-        out[f"{key}_accuracy"] = float(ok.float().mean())
-        all_ok &= ok
+        wanted[key] = want = want[:, 0] if want.ndim == 2 else want
+        right[key] = (found[key] == want) & found["visible"]
+        out[f"{key}_accuracy"] = float(right[key].float().mean())
+        all_ok &= right[key]
     out["attribute_accuracy"] = float(all_ok.float().mean())
+    if by_shape:
+        asked = wanted["shape"]
+        out["shape_accuracy_by_shape"] = {name: float(right["shape"][asked == k].float().mean())
+                                          for k, name in enumerate(SHAPES) if (asked == k).any()}
     return out
 
 
