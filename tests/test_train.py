@@ -118,6 +118,98 @@ def test_two_optimizer_step_like_a_gan():
         Trainer(models, opts, lambda s: None, TrainConfig(steps=1))
 
 
+def _gan_parts(grad_clip=None):
+    torch.manual_seed(0)
+    models = nn.ModuleDict({"G": nn.Linear(2, 2), "D": nn.Linear(2, 1)})
+    opts = {"disc": torch.optim.SGD(models["D"].parameters(), lr=0.1),
+            "gen": torch.optim.SGD(models["G"].parameters(), lr=0.1)}
+    return models, opts, TrainConfig(steps=4, progress=False, grad_clip=grad_clip, measure_flops=False)
+
+
+def test_discriminator_update_equals_the_update_from_its_own_loss_alone():
+    """The generator's backward also fills the discriminator's .grad; the discriminator's next update must not
+    contain it (it did when the loop zeroed grads only after each step)."""
+    models, opts, cfg = _gan_parts()
+    gaps = []
+
+    def step(trainer, batch):
+        g, d = trainer.forward_model["G"], trainer.forward_model["D"]
+        fake = g(batch).detach()
+        d_loss = d(fake).mean() - d(batch).mean()
+        before = [p.detach().clone() for p in d.parameters()]
+        grads = torch.autograd.grad(d_loss, list(d.parameters()), retain_graph=True)  # from d_loss alone
+        trainer.optimize(d_loss, "disc")
+        gaps.append(max((p - (b - 0.1 * gr)).abs().max().item() for p, b, gr in zip(d.parameters(), before, grads)))
+        g_loss = -d(g(batch)).mean()  # its backward reaches D's weights too
+        trainer.optimize(g_loss, "gen")
+        return {"d_loss": d_loss, "g_loss": g_loss}
+
+    Trainer(models, opts, lambda s: torch.randn(4, 2, generator=torch.Generator().manual_seed(s)), cfg,
+            step_fn=step).fit()
+    assert len(gaps) == 4 and max(gaps) < 1e-7, f"the discriminator's updates differ from its own loss's: {gaps}"
+
+
+def test_gradient_clipping_per_optimizer():
+    models, opts, cfg = _gan_parts(grad_clip={"disc": 1e-3, "gen": None})
+    moved = {}
+
+    def step(trainer, batch):
+        for name, key, sign in (("D", "disc", 1.0), ("G", "gen", -1.0)):
+            net = trainer.model[name]
+            before = torch.cat([p.detach().flatten() for p in net.parameters()])
+            loss = sign * 100 * trainer.model["D"](trainer.model["G"](batch)).mean()
+            trainer.optimize(loss, key)
+            moved[name] = (torch.cat([p.detach().flatten() for p in net.parameters()]) - before).norm().item()
+        return {}
+
+    Trainer(models, opts, lambda s: torch.ones(4, 2), cfg, step_fn=step).fit(steps=1)
+    assert moved["D"] <= 0.1 * 1e-3 * (1 + 1e-4)  # lr · max norm
+    assert moved["G"] > 10 * moved["D"]
+    assert TrainConfig(steps=1, grad_clip={"disc": 2.0}).clip_for("gen") is None
+    with pytest.raises(KeyError, match="no optimizer named 'critic'"):
+        Trainer(models, opts, lambda s: torch.ones(4, 2), cfg, step_fn=step).optimize(torch.tensor(0.0), "critic")
+
+
+def test_compile_reaches_the_networks_a_step_fn_calls(monkeypatch):
+    compiled = []
+
+    def fake_compile(module):
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    models, opts, cfg = _gan_parts()
+    called = []
+    tr = Trainer(models, opts, lambda s: torch.ones(4, 2), cfg,
+                 step_fn=lambda trainer, batch: called.append(trainer.forward_model) or {})
+    tr._compile_on = True  # compile is honoured on CUDA only; pretend this is CUDA
+    tr.fit(steps=2)
+    assert compiled == [models["G"], models["D"]] or compiled == [models["D"], models["G"]]
+    assert set(called[-1].keys()) == {"G", "D"}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"steps": -5}, "steps must be a positive integer, got -5"),
+    ({"steps": 0}, "steps must be a positive integer, got 0"),
+    ({"steps": 10, "max_minutes": -1.0}, "max_minutes must be positive"),
+    ({"steps": 10, "ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
+    ({"steps": 10, "ema_decay": -0.1}, r"ema_decay must be in \[0, 1\)"),
+    ({"steps": 10, "grad_clip": 0.0}, "grad_clip must be a positive max norm"),
+    ({"steps": 10, "log_every": 0}, "log_every must be a positive integer"),
+])
+def test_train_config_refuses_what_would_run_silently_wrong(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_load_of_a_weights_only_file_says_what_it_lacks(tmp_path):
+    tr = make_trainer(steps=2)
+    save_checkpoint(tmp_path / "weights.pt", model=tr.model.state_dict())
+    with pytest.raises(CheckpointError, match=r"not a training checkpoint.*lacks \['optimizers', 'step'\].*"
+                                              r"load_model_state"):
+        tr.load(tmp_path / "weights.pt")
+
+
 def test_count_flops_of_a_matmul():
     a, b = torch.randn(8, 16), torch.randn(16, 4)
     assert count_flops(lambda: a @ b) == 2 * 8 * 16 * 4

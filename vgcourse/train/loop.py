@@ -2,8 +2,12 @@
 
 The simple case gives a ``loss_fn(model, batch) -> loss`` and the loop does backward, clipping and the
 optimizer step. Families with several optimizers (GANs) give a ``step_fn(trainer, batch) -> dict`` that calls
-``trainer.optimize(loss, "disc")`` and ``trainer.optimize(loss, "gen")`` itself. Data comes from
-``batch_fn(step)`` — the batch *for step i* — so a resumed run sees exactly the batches it would have seen.
+``trainer.optimize(loss, "disc")`` and ``trainer.optimize(loss, "gen")`` itself, reading its networks from
+``trainer.forward_model`` (``trainer.forward_model["G"]`` when the model is an ``nn.ModuleDict``: compiled there
+when ``compile`` is on). Each ``optimize`` zeroes its own optimizer's gradients *before* its backward, so the
+generator's backward, which also reaches the discriminator's weights, leaves nothing in the discriminator's next
+update. Data comes from ``batch_fn(step)`` — the batch *for step i* — so a resumed run sees exactly the batches
+it would have seen.
 
 What the loop adds: a tqdm progress bar, bf16 autocast and optional ``torch.compile`` on CUDA, an EMA of the
 weights, gradient clipping, NaN/inf detection that stops naming the step and the loss, checkpoints with
@@ -27,7 +31,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from vgcourse.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from vgcourse.train.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from vgcourse.train.ema import EMA
 from vgcourse.train.flops import count_flops, mfu
 from vgcourse.train.schedules import retarget
@@ -45,7 +49,7 @@ class TrainConfig:
     """Knobs of the loop (the model's own config travels separately, as ``model_config``)."""
 
     steps: int
-    grad_clip: float | None = 1.0
+    grad_clip: float | dict[str, float | None] | None = 1.0  # a max norm, or one per optimizer name
     ema_decay: float | None = None
     amp: bool | None = None  # None: bf16 autocast on CUDA, fp32 on the CPU
     compile: bool = False  # only honoured on CUDA; counts minutes before the first step
@@ -56,6 +60,25 @@ class TrainConfig:
     measure_flops: bool = True
     progress: bool = True
     desc: str = "train"
+
+    def __post_init__(self):
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
+            raise ValueError(f"TrainConfig.steps must be a positive integer, got {self.steps!r}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"TrainConfig.max_minutes must be positive minutes or None, got {self.max_minutes!r}")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"TrainConfig.ema_decay must be in [0, 1) or None, got {self.ema_decay!r}")
+        clips = self.grad_clip.values() if isinstance(self.grad_clip, dict) else [self.grad_clip]
+        if any(c is not None and not c > 0 for c in clips):
+            raise ValueError(f"TrainConfig.grad_clip must be a positive max norm or None, got {self.grad_clip!r}")
+        for name in ("log_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+
+    def clip_for(self, optimizer: str) -> float | None:
+        """The max gradient norm for ``optimizer`` (None: no clipping)."""
+        return self.grad_clip.get(optimizer) if isinstance(self.grad_clip, dict) else self.grad_clip
 
 
 @dataclass
@@ -108,22 +131,28 @@ class Trainer:
         self.amp_dtype = torch.bfloat16 if (config.amp if config.amp is not None else cuda) else None
         self.ema = EMA(ema_of if ema_of is not None else model, config.ema_decay) if config.ema_decay else None
         self._ema_source = ema_of if ema_of is not None else model
-        self.forward_model: nn.Module = model
+        self.forward_model: nn.Module = model  # what the step calls: the model, compiled when ``compile`` is on
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.summary = TrainSummary(device=torch.cuda.get_device_name(self.device) if cuda else "cpu")
         self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
+        self._compile_on = config.compile and cuda  # compiling on a CPU only costs time
         self._compiled = False
         self._not_retargeted: set[str] = set()  # schedulers already warned about (time budgets)
 
     # ---- the step -------------------------------------------------------------------------------------
     def optimize(self, loss: torch.Tensor, optimizer: str = "main") -> None:
-        """Backward, clip, step and zero the grads of one optimizer (GAN steps call this twice)."""
+        """Zero one optimizer's grads, backward, clip (``config.clip_for(optimizer)``), step (GAN steps call this
+        twice). Zeroing *before* the backward is what keeps another loss's gradients out of this update."""
+        if optimizer not in self.optimizers:
+            raise KeyError(f"no optimizer named {optimizer!r}; this trainer has {sorted(self.optimizers)}")
         opt = self.optimizers[optimizer]
+        opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.config.grad_clip is not None:
+        max_norm = self.config.clip_for(optimizer)
+        if max_norm is not None:
             params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
-            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, max_norm)
         opt.step()
         opt.zero_grad(set_to_none=True)
         if optimizer in self.schedulers:
@@ -141,12 +170,22 @@ class Trainer:
             self.ema.update(self._ema_source)
         return {k: v.detach().float() if isinstance(v, torch.Tensor) else torch.tensor(float(v)) for k, v in logs.items()}
 
+    def _compiled_model(self) -> nn.Module:
+        """``torch.compile`` of the model; of each network of an ``nn.ModuleDict`` (what a ``step_fn`` calls)."""
+        if isinstance(self.model, nn.ModuleDict):
+            return nn.ModuleDict({name: torch.compile(module) for name, module in self.model.items()})
+        return torch.compile(self.model)
+
     def _flush(self) -> None:
         """Sync logged values to the CPU, stop on the first non-finite one, log their mean as one history row."""
         if not self._pending:
             return
         steps = [step for step, _ in self._pending]
         keys = list(self._pending[0][1])
+        if not keys:  # a step that logs nothing
+            self.history.append({"step": steps[-1]})
+            self._pending.clear()
+            return
         values = torch.stack([torch.stack([logs[k] for k in keys]) for _, logs in self._pending]).cpu()  # (n, keys)
         finite = torch.isfinite(values)
         if not finite.all():
@@ -173,8 +212,8 @@ class Trainer:
                 logs = {}
                 self.summary.flops_per_step = count_flops(lambda: logs.update(self._run_step(batch)))
             else:
-                if cfg.compile and self.device.type == "cuda" and not self._compiled:
-                    self.forward_model = torch.compile(self.model)
+                if self._compile_on and not self._compiled:
+                    self.forward_model = self._compiled_model()
                     self._compiled = True
                 if self.step == first_timed:
                     self._sync()
@@ -259,7 +298,15 @@ class Trainer:
     def load(self, path: str | Path) -> "Trainer":
         """Resume from a checkpoint written by :meth:`save`: weights, optimizers, EMA, step, RNG."""
         state = load_checkpoint(path, map_location=self.device)
+        absent = [key for key in ("model", "optimizers", "step") if key not in state]
+        if absent:
+            raise CheckpointError(f"{path} is not a training checkpoint written by Trainer.save: it lacks "
+                                  f"{absent} (it holds {sorted(state)}). To use weights alone, call "
+                                  "load_model_state(model, state['model']) (or load_shipped for the course's files)")
         load_model_state(self.model, state["model"], str(path))
+        if sorted(state["optimizers"]) != sorted(self.optimizers):
+            raise CheckpointError(f"{path} holds optimizers {sorted(state['optimizers'])}, this trainer has "
+                                  f"{sorted(self.optimizers)}")
         for k, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][k])
         for k, sched in self.schedulers.items():
