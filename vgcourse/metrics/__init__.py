@@ -1,6 +1,8 @@
 """The course's metrics, with no downloaded weights (see :mod:`vgcourse.metrics.suite` for what each means).
 
 - :func:`evaluate` / :class:`Evaluator`: every metric for a batch of generated videos, in one call.
+- :mod:`.protocol`: the course's one evaluation protocol (:data:`PROTOCOL`, 384 clips against 512 held-out), its
+  reference rows (:func:`reference_rows`), fd with its standard error (:func:`score`) and bars (:func:`verdict`).
 - probes (:mod:`.probes`), Fréchet distance and its jackknife error (:mod:`.frechet`), tracking and motion
   (:mod:`.tracking`), attribute detectors (:mod:`.attributes`), reconstruction (:mod:`.reconstruction`),
   calibration corruptions (:mod:`.corruptions`) and the calibration table (:mod:`.calibration`).
@@ -12,6 +14,7 @@ from vgcourse.metrics.corruptions import CORRUPTIONS, add_noise, blur, freeze_fr
 from vgcourse.metrics.frechet import (frechet_distance, frechet_distance_features, gaussian_stats, jackknife_fd,
                                       jackknife_std)
 from vgcourse.metrics.reconstruction import bits_per_dim, codebook_stats, codebook_usage, mask_iou, psnr, ssim
+from vgcourse.metrics.protocol import PROTOCOL, Protocol, reference_rows, score, verdict
 from vgcourse.metrics.suite import Evaluator, evaluate
 from vgcourse.metrics.tracking import count_objects, foreground, motion_stats, track_centroids
 
@@ -19,4 +22,4 @@ __all__ = ["evaluate", "Evaluator", "calibration_table", "frechet_distance", "fr
            "gaussian_stats", "jackknife_fd", "jackknife_std", "psnr", "ssim", "codebook_usage", "codebook_stats",
            "mask_iou", "bits_per_dim", "track_centroids", "motion_stats", "count_objects", "foreground",
            "detect_attributes", "attribute_accuracy", "attribute_consistency", "shuffle_frames", "freeze_frames",
-           "blur", "add_noise", "CORRUPTIONS"]
+           "blur", "add_noise", "CORRUPTIONS", "PROTOCOL", "Protocol", "reference_rows", "score", "verdict"]

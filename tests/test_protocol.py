@@ -1,0 +1,56 @@
+"""The one evaluation protocol: reference rows ordered as a person would, fd's standard error, bars."""
+
+import pytest
+import torch
+
+from vgcourse.metrics import PROTOCOL, reference_rows, score, verdict
+from vgcourse.metrics.protocol import format_rows, headline
+
+
+@pytest.fixture(scope="module")
+def rows_and_evaluator():
+    evaluator = PROTOCOL.evaluator(n_real=128)
+    return reference_rows(evaluator, n=48), evaluator
+
+
+def test_protocol_is_the_courses():
+    assert (PROTOCOL.size, PROTOCOL.frames, PROTOCOL.digits, PROTOCOL.n_gen, PROTOCOL.n_real) == (32, 16, 2, 384, 512)
+    assert PROTOCOL.dataset().digit_size == 14
+
+
+def test_reference_rows_rank_as_a_person_would(rows_and_evaluator):
+    rows, _ = rows_and_evaluator
+    assert list(rows) == ["real", "shuffled frames", "frozen frames", "noise", "mean video"]
+    fd = {k: v["fd"] for k, v in rows.items()}
+    assert fd["real"] < fd["frozen frames"] < fd["shuffled frames"] < fd["noise"]
+    assert fd["mean video"] > fd["shuffled frames"]
+    assert all(v["n_gen"] == 48 and v["fd_se"] >= 0 for v in rows.values())
+    assert rows["real"]["fd_se"] > 0 and rows["mean video"]["fd_se"] == pytest.approx(0, abs=1e-6)
+
+
+def test_score_adds_a_standard_error_that_shrinks_with_more_clips(rows_and_evaluator):
+    _, evaluator = rows_and_evaluator
+    data = PROTOCOL.dataset()
+    small = score(evaluator, data.batch(24, seed=5).video)
+    large = score(evaluator, data.batch(96, seed=5).video)
+    assert small["fd_se"] > large["fd_se"] > 0
+
+
+def test_verdict_needs_one_standard_error():
+    assert verdict(9.0, 10.6, 1.0) == "met"
+    assert verdict(10.0, 10.6, 1.0) == "not resolved"
+    assert verdict(12.0, 10.6, 1.0) == "not met"
+    assert verdict(0.95, 0.9, 0.02, lower_is_better=False) == "met"
+    assert verdict(0.91, 0.9, 0.02, lower_is_better=False) == "not resolved"
+    with pytest.raises(ValueError, match="standard error"):
+        verdict(1.0, 2.0, float("nan"))
+
+
+def test_headline_and_table(rows_and_evaluator):
+    rows, _ = rows_and_evaluator
+    h = headline(rows["real"], n_real=128, minutes=1.234, mfu=0.1)
+    assert {"fd", "fd_se", "frame_quality", "identity_consistency", "diversity", "n_gen", "n_real", "minutes",
+            "mfu"} <= set(h) and h["minutes"] == 1.23
+    text = format_rows(rows)
+    assert "±" in text and "mean video" in text
+    assert torch.isfinite(torch.tensor(h["fd"]))
