@@ -30,7 +30,7 @@ from vgcourse.data.shapes import DIRECTION_VECTORS, PANS, VOCAB, caption, tokeni
 from vgcourse.diffusion.clean_context import CleanContext, leading_frames_context
 from vgcourse.diffusion.unet import VideoUNet, VideoUNetConfig
 from vgcourse.metrics.tracking import foreground
-from vgcourse.nn.attention import SelfAttention
+from vgcourse.nn.transformer import Attention
 from vgcourse.video import check_video
 
 if TYPE_CHECKING:
@@ -261,7 +261,7 @@ class CaptionEncoder(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
         self.position = nn.Parameter(torch.zeros(max_len, dim))
-        self.layers = nn.ModuleList(nn.ModuleDict({"norm1": nn.LayerNorm(dim), "attn": SelfAttention(dim, heads),
+        self.layers = nn.ModuleList(nn.ModuleDict({"norm1": nn.LayerNorm(dim), "attn": Attention(dim, heads),
                                                    "norm2": nn.LayerNorm(dim),
                                                    "mlp": nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(),
                                                                         nn.Linear(4 * dim, dim))})
@@ -278,7 +278,7 @@ class CaptionEncoder(nn.Module):
         if self.layers:
             bias = repeat(words, "b l -> b 1 q l", q=tokens.shape[1])  # (B, 1, L, L): attend to words only
             for layer in self.layers:
-                x = x + layer["attn"](layer["norm1"](x), bias=bias)  # (B, L, D)
+                x = x + layer["attn"](layer["norm1"](x), mask=bias)  # (B, L, D)
                 x = x + layer["mlp"](layer["norm2"](x))  # (B, L, D)
         w = words.to(x.dtype)[..., None]  # (B, L, 1)
         pooled = (x * w).sum(1) / w.sum(1).clamp(min=1)  # (B, D): the mean over the caption's words

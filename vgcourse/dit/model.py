@@ -19,7 +19,8 @@ from einops import rearrange
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from vgcourse.dit.attention_layouts import LAYOUTS, SpacetimeAttention, attention_flops, layout_step
+from vgcourse.dit.attention_layouts import SpacetimeAttention
+from vgcourse.nn.layouts import LAYOUTS, attention_flops, layout_step
 from vgcourse.nn.positions import sincos_3d
 
 FREQUENCY_DIM = 256  # sinusoidal features of the timestep before its MLP
