@@ -89,7 +89,8 @@ def _as_bias(mask: torch.Tensor, shape: tuple[int, int, int, int], dtype: torch.
         fits = False
     if not fits:
         raise ValueError(f"expected a mask broadcastable to (N, heads, Lq, Lk) = {shape}, got {tuple(mask.shape)}")
-    mask = mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape))  # (N or 1, heads or 1, Lq or 1, Lk or 1)
+    if mask.ndim < 4:
+        mask = mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape))  # (N or 1, heads or 1, Lq or 1, Lk or 1)
     return mask if mask.dtype == torch.bool else mask.to(dtype)
 
 
@@ -122,7 +123,7 @@ class Attention(nn.Module):
         self.window_size, self.temporal_window, self.dropout = window_size, temporal_window, dropout
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim, bias=proj_bias)
-        self.resid_dropout = nn.Dropout(dropout)
+        self.resid_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Tokens (N, L, D) -> q, k, v, each (N, heads, L, d), from the one qkv projection."""
@@ -249,6 +250,6 @@ class AdaLNBlock(nn.Module):
                              f"got {tuple(c.shape)}")
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.adaLN_modulation(c).chunk(6, dim=1)  # 6×(B, D)
         # Peebles & Xie 2023, §3.2 adaLN-Zero: scale-shift the normed input, gate the residual branch
-        h = self.attn(modulate(self.norm1(x), shift_a, scale_a), grid, mask=mask, cache=cache)  # (B, L, D)
-        x = x + gate_a[:, None] * h  # (B, L, D)
+        x = x + gate_a[:, None] * self.attn(modulate(self.norm1(x), shift_a, scale_a), grid,
+                                            mask=mask, cache=cache)  # (B, L, D)
         return x + gate_m[:, None] * self.mlp(modulate(self.norm2(x), shift_m, scale_m))  # (B, L, D)
