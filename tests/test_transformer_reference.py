@@ -5,7 +5,8 @@ vector, concatenated channels, classifier-free guidance), TextDiT, MaskedDiT, th
 attention blocks and the VQ-VAE's axial attention, computed by the code *before* these models were rebuilt on the
 shared blocks (each model built with its own attention then). Weights are set by parameter name from fixed seeds,
 so that a renamed parameter fails the test as surely as a changed computation. Regenerate (only when a change of
-outputs is intended) with ``PYTHONPATH=. python tests/test_transformer_reference.py``.
+outputs is intended) with ``PYTHONPATH=. python tests/test_transformer_reference.py``. A last test holds the DiT to
+one SDPA call per block (its speed on a GPU rests on those calls).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import zlib
 from pathlib import Path
 from typing import Callable
+from unittest import mock
 
 import pytest
 import torch
@@ -157,6 +159,25 @@ def test_outputs_equal_the_reference(name: str) -> None:
     assert out.shape == reference[name].shape
     assert out.abs().mean() > 1e-2  # the case reaches its output (no zero-initialised branch left)
     torch.testing.assert_close(out, reference[name], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["full", "factorised", "window"])
+def test_dit_calls_sdpa_once_per_block_on_views_of_its_qkv(layout: str) -> None:
+    """The rebuilt DiT stays as fast: one SDPA call per block, on q, k, v that full attention does not copy."""
+    model, cfg = _dit(attention_layout=layout, window_size=2, depth=4)
+    x, t = _video(cfg)
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def counted(q, k, v, **kw):
+        calls.append(q)
+        return sdpa(q, k, v, **kw)
+
+    with mock.patch("torch.nn.functional.scaled_dot_product_attention", counted), torch.no_grad():
+        model(x, t)
+    assert len(calls) == cfg.depth
+    if layout == "full":
+        assert all(q._base is not None for q in calls)  # views of the qkv projection's output, not copies
 
 
 if __name__ == "__main__":
