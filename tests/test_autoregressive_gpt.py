@@ -19,6 +19,7 @@ from vgcourse.autoregressive import (
     sample_next,
     videogpt_bair,
 )
+from vgcourse.nn.positions import GridPositions
 
 
 def model(seed: int = 0, **kw) -> GPT:
@@ -131,14 +132,15 @@ def test_flops_per_token_equal_the_flop_counter(position: str) -> None:
 
 def test_factorised_positions_sum_one_vector_per_axis() -> None:
     gpt = model()
-    with torch.no_grad():
-        for p in gpt.position_tables():
-            p.normal_()
-    pos = gpt.positions(0, 24)  # (L, D), raster order over (2, 3, 4)
+    pos = gpt.pos(0, 24)  # (L, D), raster order over (2, 3, 4)
     t, h, w = 1, 2, 3
-    torch.testing.assert_close(pos[t * 12 + h * 4 + w], gpt.pos_t[t] + gpt.pos_h[h] + gpt.pos_w[w])
-    torch.testing.assert_close(gpt.positions(13, 2), pos[13:15])
-    assert sum(p.numel() for p in gpt.position_tables()) == (2 + 3 + 4) * 32
+    torch.testing.assert_close(pos[t * 12 + h * 4 + w], gpt.pos.t[t] + gpt.pos.h[h] + gpt.pos.w[w])
+    torch.testing.assert_close(gpt.pos(13, 2), pos[13:15])
+    assert sum(p.numel() for p in gpt.pos.parameters()) == (2 + 3 + 4) * 32
+    learned = model(position="learned")
+    assert torch.equal(learned.pos(5, 3), learned.pos.table[5:8]) and learned.pos.table.shape == (24, 32)
+    with pytest.raises(ValueError, match="cells within the 24 of the grid"):
+        gpt.pos(20, 5)
 
 
 def test_overfits_a_tiny_set_and_generates_it_back() -> None:
@@ -175,3 +177,5 @@ def test_errors_say_what_was_expected() -> None:
         GPTConfig(n_embd=30, n_head=4)
     with pytest.raises(ValueError, match="position 'factorised' or 'learned'"):
         GPTConfig(position="rotary")
+    with pytest.raises(ValueError, match="position kind 'factorised' or 'learned'"):
+        GridPositions((2, 2, 2), 8, "rotary")

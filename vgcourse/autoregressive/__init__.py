@@ -1,4 +1,4 @@
-"""Autoregressive and masked transformers over the codes of a video tokenizer: VideoGPT's GPT prior."""
+"""Autoregressive and masked transformers over the codes of a video tokenizer: VideoGPT's GPT prior and MaskGIT."""
 
 from vgcourse.autoregressive.gpt import (
     GPT,
@@ -10,6 +10,8 @@ from vgcourse.autoregressive.gpt import (
     sample_next,
     videogpt_bair,
 )
+from vgcourse.autoregressive.maskgit import MaskGIT, MaskGITConfig, cosine_schedule, decode_schedule, maskgit_tiny
 
 __all__ = ["GPTConfig", "GPT", "sample_next", "num_parameters", "flops_per_token", "videogpt_bair", "gpt_tiny",
-           "VIDEOGPT_BAIR_PRIOR_PARAMS"]
+           "VIDEOGPT_BAIR_PRIOR_PARAMS", "MaskGITConfig", "MaskGIT", "cosine_schedule", "decode_schedule",
+           "maskgit_tiny"]

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vgcourse.nn.positions import GridPositions
 from vgcourse.nn.transformer import Block, KVCache
 
 
@@ -77,10 +78,7 @@ class GPT(nn.Module):
         d = cfg.n_embd
         # input ids: the K codes, then the start token (id K), then one start token per class (id K + 1 + y)
         self.tok_emb = nn.Embedding(cfg.vocab_size + 1 + cfg.num_classes, d)
-        if cfg.position == "factorised":
-            self.pos_t, self.pos_h, self.pos_w = (nn.Parameter(torch.zeros(n, d)) for n in cfg.grid)
-        else:
-            self.pos = nn.Parameter(torch.zeros(cfg.block_size, d))
+        self.pos = GridPositions(cfg.grid, d, cfg.position)  # (t, h, w) of the code each position predicts
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(d, cfg.n_head, cfg.mlp_ratio, causal=True, bias=cfg.bias,
                                           dropout=cfg.dropout) for _ in range(cfg.n_layer))
@@ -95,26 +93,12 @@ class GPT(nn.Module):
                 nn.init.normal_(module.weight, std=0.02)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
-        for p in self.position_tables():
+        for p in self.pos.parameters():
             nn.init.normal_(p, std=0.02)
         # the projections that write into the residual stream: std 0.02/√(2·n_layer) (GPT-2, Radford et al. 2019)
         for block in self.blocks:
             for proj in (block.attn.proj, block.mlp[2]):
                 nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * self.config.n_layer))
-
-    def position_tables(self) -> list[nn.Parameter]:
-        return [self.pos_t, self.pos_h, self.pos_w] if self.config.position == "factorised" else [self.pos]
-
-    def positions(self, start: int, n: int) -> torch.Tensor:
-        """Embeddings (n, D) of grid positions start … start + n − 1 in raster (t, h, w) order."""
-        if start < 0 or start + n > self.config.block_size:
-            raise ValueError(f"expected positions within the {self.config.block_size} codes of the grid "
-                             f"{self.config.grid}, got {start}…{start + n - 1}")
-        if self.config.position == "learned":
-            return self.pos[start:start + n]  # (n, D)
-        _, h, w = self.config.grid
-        i = torch.arange(start, start + n, device=self.pos_t.device)
-        return self.pos_t[i // (h * w)] + self.pos_h[(i // w) % h] + self.pos_w[i % w]  # (n, D)
 
     def start_ids(self, batch: int, y: torch.Tensor | None, device: torch.device,
                   check_values: bool = False) -> torch.Tensor:
@@ -142,7 +126,7 @@ class GPT(nn.Module):
     def logits(self, ids: torch.Tensor, cache: list[KVCache] | None = None) -> torch.Tensor:
         """The transformer on input ids (B, n) at the next n grid positions (after the cached ones): (B, n, K)."""
         start = cache[0].length if cache is not None else 0
-        x = self.drop(self.tok_emb(ids) + self.positions(start, ids.shape[1]))  # (B, n, D)
+        x = self.drop(self.tok_emb(ids) + self.pos(start, ids.shape[1]))  # (B, n, D)
         for i, block in enumerate(self.blocks):
             x = block(x, cache=None if cache is None else cache[i])  # (B, n, D)
         return self.head(self.ln_f(x))  # (B, n, K)
@@ -223,7 +207,7 @@ def num_parameters(config: GPTConfig, non_embedding: bool = False) -> int:
         model = GPT(config)
     total = sum(p.numel() for p in model.parameters())
     if non_embedding:
-        total -= model.tok_emb.weight.numel() + sum(p.numel() for p in model.position_tables())
+        total -= model.tok_emb.weight.numel() + sum(p.numel() for p in model.pos.parameters())
     return total
 
 
