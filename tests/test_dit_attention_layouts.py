@@ -1,4 +1,5 @@
-"""Tests of vgcourse.nn.layouts (the spacetime attention layouts the DiT uses): each layout equals the attention it claims, and costs are ordered."""
+"""Tests of vgcourse.nn.layouts (the spacetime attention layouts the DiT uses): each layout equals the attention it
+claims, and costs are ordered."""
 
 from __future__ import annotations
 
@@ -11,8 +12,15 @@ import vgcourse.dit.attention_layouts
 from vgcourse.dit import DiT, DiT_Tiny
 from vgcourse.nn import layouts
 from vgcourse.nn.attention import attention
-from vgcourse.nn.layouts import (attend, attention_flops, full_attention, layout_step, spatial_attention,
-                                 temporal_attention, window_attention)
+from vgcourse.nn.layouts import (
+    attend,
+    attention_flops,
+    full_attention,
+    layout_step,
+    spatial_attention,
+    temporal_attention,
+    window_attention,
+)
 
 
 def qkv(grid: tuple[int, int, int], b: int = 2, heads: int = 2, d: int = 8, seed: int = 0) -> list[torch.Tensor]:
