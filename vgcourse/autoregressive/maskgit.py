@@ -157,7 +157,9 @@ class MaskGIT(nn.Module):
             raise ValueError(f"expected a bool mask of shape {tuple(tokens.shape)}, "
                              f"got {tuple(mask.shape)} {mask.dtype}")
         logits = self.logits(tokens.masked_fill(mask, self.mask_id), y)  # (B, N, K)
-        loss = F.cross_entropy(logits[mask].float(), tokens[mask])  # eq. (1): the masked codes only
+        per_code = F.cross_entropy(logits.flatten(0, 1).float(), tokens.flatten(), reduction="none")  # (B·N,)
+        weight = mask.flatten().to(per_code.dtype)  # eq. (1): the masked codes only (no boolean index: compiles whole)
+        loss = (per_code * weight).sum() / weight.sum().clamp(min=1)
         return logits, loss
 
     @torch.no_grad()
