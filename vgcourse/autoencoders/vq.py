@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from vgcourse.nn.attention import SelfAttention
+from vgcourse.nn.transformer import Attention
 from vgcourse.video import check_video
 from vgcourse.metrics.reconstruction import codebook_stats
 from vgcourse.nn.blocks import group_norm
@@ -155,7 +155,7 @@ class AxialAttention(nn.Module):
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
-        self.attn_t, self.attn_h, self.attn_w = (SelfAttention(dim, heads) for _ in range(3))
+        self.attn_t, self.attn_h, self.attn_w = (Attention(dim, heads) for _ in range(3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
