@@ -32,8 +32,7 @@ from torch import nn
 
 from vgcourse.nn.positions import sincos_1d
 from vgcourse.nn.transformer import Block
-from vgcourse.tokenizers.quantizer import VectorQuantizer, VQOutput, check_indices, vq_loss
-from vgcourse.video import check_video
+from vgcourse.tokenizers.quantizer import VectorQuantizer, VQOutput, check_indices, check_input_video, vq_loss
 
 
 @dataclass
@@ -125,7 +124,7 @@ class CViViT(nn.Module):
         return 1 + (steps - 1) * self.cfg.temporal_patch
 
     def _check_input(self, x: torch.Tensor) -> None:
-        check_video(x, "x", channels=self.cfg.in_channels)
+        check_input_video(x, self.cfg.in_channels)
         t, h, w = x.shape[2:]
         if h != self.cfg.image_size or w != self.cfg.image_size or (t - 1) % self.cfg.temporal_patch:
             raise ValueError(f"expected clips of 1 + n·{self.cfg.temporal_patch} frames of {self.cfg.image_size}×"

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from vgcourse.video import check_video
+
 
 class VQOutput(NamedTuple):
     """What :class:`VectorQuantizer` returns: straight-through quantized vectors, code indices, and losses/stats."""
@@ -41,6 +43,16 @@ def code_counts(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
     """How often each code occurs: indices (...,) -> counts (K,) float, a fixed shape (``torch.compile`` friendly)."""
     flat = indices.reshape(-1).long()
     return torch.zeros(codebook_size, device=flat.device).index_add_(0, flat, torch.ones_like(flat, dtype=torch.float))
+
+
+def check_input_video(x: torch.Tensor, channels: int) -> None:
+    """Raise unless x is a video (B, C, T, H, W) with ``channels`` channels in [-1, 1]. Under ``torch.compile`` only
+    the shape is checked: reading the values back would stop the graph (a host sync)."""
+    if torch.compiler.is_compiling():
+        if x.ndim != 5 or x.shape[1] != channels:
+            raise ValueError(f"expected x of shape (B, C={channels}, T, H, W), got {tuple(x.shape)}")
+        return
+    check_video(x, "x", channels=channels)
 
 
 def check_indices(indices: torch.Tensor, codebook_size: int) -> None:

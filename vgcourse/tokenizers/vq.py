@@ -33,8 +33,7 @@ from torch import nn
 
 from vgcourse.nn.blocks import group_norm
 from vgcourse.nn.transformer import Attention
-from vgcourse.tokenizers.quantizer import VectorQuantizer, VQOutput, check_indices, vq_loss
-from vgcourse.video import check_video
+from vgcourse.tokenizers.quantizer import VectorQuantizer, VQOutput, check_indices, check_input_video, vq_loss
 
 
 @dataclass
@@ -73,9 +72,11 @@ def vq_small(**kw) -> VQVideoAutoencoderConfig:  # 16×64×64 -> 8×16×16 codes
 
 
 def vq_digits(**kw) -> VQVideoAutoencoderConfig:
-    """The course's tokenizer of 16×32×32 moving digits: 4×8×8 = 256 3D codes of a 512-code EMA codebook."""
-    return VQVideoAutoencoderConfig(**{**dict(hidden_channels=128, num_res_blocks=2, downsample=(4, 4, 4),
-                                              codebook_size=512, embedding_dim=64, heads=4, norm_groups=32), **kw})
+    """The course's tokenizer of 16×32×32 moving digits: 4×8×8 = 256 3D codes of a 512-code EMA codebook.
+
+    1.1M parameters, so that its weights ship in about 2 MB of bf16 (chapter 06's GPT prior models its codes)."""
+    return VQVideoAutoencoderConfig(**{**dict(hidden_channels=64, num_res_blocks=2, downsample=(4, 4, 4),
+                                              codebook_size=512, embedding_dim=64, heads=4, norm_groups=16), **kw})
 
 
 def vq_digits_per_frame(**kw) -> VQVideoAutoencoderConfig:
@@ -194,7 +195,7 @@ class VQVideoAutoencoder(nn.Module):
         return math.prod(self.latent_shape(t, h, w))
 
     def _check_input(self, x: torch.Tensor) -> None:
-        check_video(x, "x", channels=self.cfg.in_channels)
+        check_input_video(x, self.cfg.in_channels)
         if any(s % d for s, d in zip(x.shape[2:], self.cfg.downsample)):
             raise ValueError(f"expected T, H, W divisible by the downsampling factors (T, H, W) = "
                              f"{tuple(self.cfg.downsample)}, got (B, C, T, H, W) = {tuple(x.shape)}")
