@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from einops import rearrange
 
 from vgcourse.exercises import FAIL, NOT_ATTEMPTED, PASS, all_exercises, check, solution
-from vgcourse.tokenizers import VectorQuantizer
+from vgcourse.tokenizers import CViViT, VectorQuantizer, code_counts, cvivit_tiny, usage_and_perplexity
 
-NAMES = ["nearest_code", "ema_codebook_update", "restart_dead_codes"]
+NAMES = ["codebook_perplexity", "cvivit_patches", "restart_dead_codes"]
 
 
 def stub(*args, **kwargs):
@@ -22,43 +23,64 @@ def test_solutions_pass_and_stubs_are_not_attempted(name) -> None:
     assert check(name, stub).status == NOT_ATTEMPTED
 
 
-def test_the_nearest_code_solution_is_the_quantizers_choice() -> None:
-    vq = VectorQuantizer(16, 4).eval()
-    z = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(solution("nearest_code")(z, vq.embedding), vq(z).indices)
+def test_the_perplexity_solution_is_the_quantizers_statistic() -> None:
+    idx = torch.randint(0, 20, (4, 8, 8), generator=torch.Generator().manual_seed(0))
+    ours = usage_and_perplexity(code_counts(idx, 32))["perplexity"]
+    assert float(solution("codebook_perplexity")(idx, 32)) == pytest.approx(float(ours), rel=1e-5)
 
 
-def test_the_ema_solution_is_the_quantizers_update() -> None:
-    """Without smoothing and restarts, the package's EMA step gives the same N, m and e."""
-    vq = VectorQuantizer(5, 3, decay=0.8, dead_code_threshold=0.0, eps=0.0).train()
-    n0, m0 = vq.cluster_size.clone(), vq.embed_sum.clone()
-    z = torch.randn(30, 3, generator=torch.Generator().manual_seed(1))
-    idx = vq(z).indices
-    n, m, e = solution("ema_codebook_update")(n0, m0, z, idx, 0.8)
-    torch.testing.assert_close(n, vq.cluster_size)
-    torch.testing.assert_close(m, vq.embed_sum)
-    torch.testing.assert_close(e, vq.embedding)
+def test_the_patches_solution_feeds_the_cvivit_embeddings() -> None:
+    torch.manual_seed(0)
+    model = CViViT(cvivit_tiny())  # p = 4, pt = 2, 16×16
+    x = torch.rand(2, 1, 5, 16, 16) * 2 - 1
+    first, rest = solution("cvivit_patches")(x, 4, 2)
+    tokens = model.patchify(x)  # (B, 3, 4, 4, D)
+    torch.testing.assert_close(model.embed_first(first), tokens[:, :1].flatten(1, 3))
+    torch.testing.assert_close(model.embed_rest(rest), tokens[:, 1:].flatten(1, 3))
 
 
-def nearest_by_dot_product(z, codebook):
-    return (z @ codebook.t()).argmax(1)
+def test_the_restart_solution_follows_the_quantizers_rule() -> None:
+    """The quantizer's restart leaves the same state as the solution's up to which data points are drawn."""
+    vq = VectorQuantizer(6, 2, decay=1.0 - 1e-9, dead_code_threshold=1.0, eps=0.0).train()
+    vq.cluster_size.copy_(torch.tensor([3.0, 0.5, 2.0, 0.1, 1.5, 0.0]))
+    vq.embed_sum.copy_(vq.embedding * vq.cluster_size[:, None])
+    z = torch.full((8, 2), 40.0) + torch.arange(8.0)[:, None]  # far away: no code is chosen but the nearest
+    e0, n0, m0 = vq.embedding.clone(), vq.cluster_size.clone(), vq.embed_sum.clone()
+    vq(z)
+    e, n, m = solution("restart_dead_codes")(e0, n0, m0, z, 1.0, torch.Generator().manual_seed(0))
+    dead = n0 < 1.0
+    torch.testing.assert_close(n[dead], vq.cluster_size[dead])
+    assert torch.cdist(vq.embedding[dead], z).min(1).values.max() < 1e-4  # both on data points
+    assert torch.cdist(e[dead], z).min(1).values.max() < 1e-4
 
 
-def farthest(z, codebook):
-    return torch.cdist(z, codebook).argmax(1)
+def perplexity_as_entropy(idx, k):
+    p = torch.bincount(idx.flatten(), minlength=k).double()
+    p = p / p.sum()
+    return -(p[p > 0] * p[p > 0].log()).sum()
 
 
-def ema_without_one_minus_decay(n, m, z, idx, decay):
-    onehot = torch.nn.functional.one_hot(idx, n.shape[0]).float()
-    n2 = decay * n + onehot.sum(0)
-    m2 = decay * m + onehot.t() @ z
-    return n2, m2, m2 / n2[:, None]
+def perplexity_as_used_codes(idx, k):
+    return float((torch.bincount(idx.flatten(), minlength=k) > 0).sum())
 
 
-def ema_batch_mean(n, m, z, idx, decay):
-    good_n, good_m, _ = solution("ema_codebook_update")(n, m, z, idx, decay)
-    sums = torch.zeros_like(m).index_add_(0, idx, z)
-    return good_n, good_m, sums / torch.bincount(idx, minlength=n.shape[0]).clamp(min=1)[:, None]
+def patches_frame_zero_in_tubelets(x, p, pt):
+    first, _ = solution("cvivit_patches")(x, p, pt)
+    t = (x.shape[2] // pt) * pt
+    rest = rearrange(x[:, :, :t], "b c (t r) (h p) (w q) -> b (t h w) (c r p q)", r=pt, p=p, q=p)
+    return first, rest
+
+
+def patches_channel_last(x, p, pt):
+    first = rearrange(x[:, :, :1], "b c 1 (h p) (w q) -> b (h w) (p q c)", p=p, q=p)
+    rest = rearrange(x[:, :, 1:], "b c (t r) (h p) (w q) -> b (t h w) (r p q c)", r=pt, p=p, q=p)
+    return first, rest
+
+
+def patches_strided_frames(x, p, pt):  # tubelet k takes frames k, k + n, … instead of consecutive ones
+    first, _ = solution("cvivit_patches")(x, p, pt)
+    rest = rearrange(x[:, :, 1:], "b c (r t) (h p) (w q) -> b (t h w) (c r p q)", r=pt, p=p, q=p)
+    return first, rest
 
 
 def restart_nothing(e, n, m, z, threshold, g):
@@ -83,13 +105,13 @@ def restart_every_code(e, n, m, z, threshold, g):
 
 
 @pytest.mark.parametrize("name, wrong, says", [
-    ("nearest_code", nearest_by_dot_product, "largest dot product"),
-    ("nearest_code", farthest, "farthest"),
-    ("nearest_code", lambda z, codebook: torch.zeros(len(z)), "integer"),
-    ("nearest_code", lambda z, codebook: torch.zeros(3, dtype=torch.long), "one index per vector"),
-    ("ema_codebook_update", ema_without_one_minus_decay, "(1 − γ)"),
-    ("ema_codebook_update", ema_batch_mean, "this batch alone"),
-    ("ema_codebook_update", lambda n, m, z, idx, decay: n, "expected a tuple"),
+    ("codebook_perplexity", perplexity_as_entropy, "exp(H)"),
+    ("codebook_perplexity", perplexity_as_used_codes, "counts the codes in use"),
+    ("codebook_perplexity", lambda idx, k: torch.zeros(3), "expected one number"),
+    ("cvivit_patches", patches_frame_zero_in_tubelets, "first frame is patched alone"),
+    ("cvivit_patches", patches_channel_last, "another order"),
+    ("cvivit_patches", patches_strided_frames, "other frames or places"),
+    ("cvivit_patches", lambda x, p, pt: x, "expected a pair"),
     ("restart_dead_codes", restart_nothing, "no dead code moved"),
     ("restart_dead_codes", restart_all_on_one_vector, "same encoder output"),
     ("restart_dead_codes", restart_without_count, "count N_k to the threshold"),

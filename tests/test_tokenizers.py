@@ -17,12 +17,15 @@ from vgcourse.tokenizers import (
     VQVideoAutoencoder,
     VQVideoAutoencoderConfig,
     code_counts,
+    load_tokenizer,
+    shippable_state,
     usage_and_perplexity,
     vq_digits,
     vq_digits_per_frame,
     vq_loss,
     vq_tiny,
 )
+from vgcourse.train import load_checkpoint, save_checkpoint
 
 
 def _video(b, c, t, h, w, seed=0):
@@ -172,3 +175,22 @@ def test_per_frame_tokenizer_learns_a_tiny_set():
         first = first if first is not None else out["recon"].item()
     recon, _ = model.eval()(x)
     assert F.mse_loss(recon, x).item() < first / 8
+
+
+def test_a_shipped_tokenizer_reloads_and_gives_the_same_codes(tmp_path):
+    torch.manual_seed(0)
+    model = VQVideoAutoencoder(vq_tiny(downsample=(2, 4, 4))).eval()
+    state = shippable_state(model)
+    assert all(v.dtype == torch.bfloat16 for v in state["model"].values() if v.is_floating_point())
+    assert "quantizer.embed_sum" not in state["model"]
+    path = save_checkpoint(tmp_path / "tok.pt", **state)
+    again = load_tokenizer(load_checkpoint(path))  # weights_only=True
+    assert again.cfg == model.cfg and not again.training
+    x = _video(2, 1, 4, 16, 16)
+    with torch.no_grad():
+        same = (again.encode(x) == model.encode(x)).float().mean().item()
+        recon_gap = (again.decode_indices(model.encode(x)) - model.decode_indices(model.encode(x))).abs().max()
+    assert same > 0.9  # bf16 rounding may move a code that sits half-way between two
+    assert recon_gap < 0.1
+    with pytest.raises(ValueError, match="'config' and 'model'"):
+        load_tokenizer({"model": state["model"]})

@@ -1,8 +1,10 @@
-"""Exercises on vector-quantized tokenizers: the nearest code, the EMA codebook update and dead-code restarts."""
+"""Exercises on video tokenizers: the codebook's perplexity, C-ViViT's patches (the first frame alone, then
+tubelets) and dead-code restarts."""
 
 from __future__ import annotations
 
 import torch
+from einops import rearrange
 
 from vgcourse.exercises import Wrong, exercise
 
@@ -11,78 +13,82 @@ def _shape(x: object) -> object:
     return tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
 
 
-# ---- 1. the nearest code -------------------------------------------------------------------------------------------
-def nearest_code_solution(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    """z (N, D), codebook (K, D) -> (N,) long: k = argmin_j ‖z − e_j‖² (van den Oord et al. 2017, eq. (2))."""
-    dist = z.pow(2).sum(1, keepdim=True) - 2 * z @ codebook.t() + codebook.pow(2).sum(1)[None]  # (N, K)
-    return dist.argmin(1)
+# ---- 1. perplexity ------------------------------------------------------------------------------------------------
+def codebook_perplexity_solution(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
+    """exp(H(p)) of the histogram p of the codes in ``indices`` (any shape): K when all K codes are equally used."""
+    counts = torch.bincount(indices.flatten().long(), minlength=codebook_size).double()
+    p = counts / counts.sum()
+    return torch.exp(-(p[p > 0] * p[p > 0].log()).sum())
 
 
-@exercise("nearest_code", "Quantize: for vectors z (N, D) and a codebook (K, D), return the index (N,) of each "
-          "vector's nearest code in Euclidean distance, k = argmin_j ‖z − e_j‖² (van den Oord et al. 2017, eq. (2)).",
-          nearest_code_solution)
-def check_nearest_code(answer) -> None:
+@exercise("codebook_perplexity", "The codebook's perplexity: from code indices (any shape) and the codebook size K, "
+          "the histogram p of the codes, its entropy H(p) = −Σ p log p (unused codes add nothing) and exp(H(p)): the "
+          "number of equally used codes that would give the same entropy (K at best, 1 when one code takes "
+          "everything).", codebook_perplexity_solution)
+def check_codebook_perplexity(answer) -> None:
     g = torch.Generator().manual_seed(0)
-    codebook = torch.randn(16, 4, generator=g) * torch.linspace(0.2, 3.0, 16)[:, None]  # codes of unequal lengths
-    z = torch.randn(64, 4, generator=g)
-    want = nearest_code_solution(z, codebook)
-    out = answer(z, codebook)
-    if not isinstance(out, torch.Tensor) or out.shape != want.shape:
-        raise Wrong(f"expected one index per vector, shape {tuple(want.shape)}, got {_shape(out)}")
-    if out.is_floating_point():
-        raise Wrong("expected integer code indices (argmin returns them), got a float tensor")
-    if torch.equal(out, want):
-        return
-    if torch.equal(out, (z @ codebook.t()).argmax(1)):
-        raise Wrong("you picked the largest dot product z·e; the nearest code minimises ‖z − e‖² = ‖z‖² − 2 z·e + "
-                    "‖e‖², and with codes of different lengths the ‖e‖² term changes the answer")
-    if torch.equal(out, torch.cdist(z, codebook).argmax(1)):
-        raise Wrong("you picked the farthest code: take the argmin of the distance")
-    raise Wrong(f"{int((out != want).sum())} of {len(z)} vectors got another code than their nearest one")
+    cases = [(torch.arange(8), 8), (torch.zeros(2, 5, dtype=torch.long), 8), (torch.tensor([0, 0, 1, 2]), 4),
+             (torch.randint(0, 12, (3, 4, 4), generator=g) ** 2 % 12, 16)]
+    for idx, k in cases:
+        want = float(codebook_perplexity_solution(idx, k))
+        out = answer(idx, k)
+        try:
+            got = float(out)
+        except (TypeError, ValueError, RuntimeError):
+            raise Wrong(f"expected one number, got {_shape(out)}") from None
+        if abs(got - want) < 1e-4 * max(1.0, want):
+            continue
+        counts = torch.bincount(idx.flatten(), minlength=k).double()
+        p = counts / counts.sum()
+        entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
+        if abs(got - entropy) < 1e-4:
+            raise Wrong(f"codes {idx.flatten().tolist()[:8]}…: that is the entropy H = {entropy:.3f}; the perplexity "
+                        f"is exp(H)")
+        if abs(got - float((counts > 0).sum())) < 1e-4:
+            raise Wrong("that counts the codes in use; the perplexity weighs them by how often each is used "
+                        "(codes 0, 0, 1, 2 of K = 4 give 2^1.5 ≈ 2.83, not 3)")
+        raise Wrong(f"codes {idx.flatten().tolist()[:8]}… (K = {k}): expected perplexity {want:.4f}, got {got:.4f}")
 
 
-# ---- 2. the EMA codebook update ------------------------------------------------------------------------------------
-def ema_update_solution(cluster_size: torch.Tensor, embed_sum: torch.Tensor, z: torch.Tensor, idx: torch.Tensor,
-                        decay: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One EMA step (van den Oord et al. 2017, App. A.1, eqs. (6)-(8)): returns the new N (K,), m (K, D), e (K, D)."""
-    onehot = torch.nn.functional.one_hot(idx, cluster_size.shape[0]).to(z.dtype)  # (N, K)
-    n = decay * cluster_size + (1 - decay) * onehot.sum(0)  # eq. (6)
-    m = decay * embed_sum + (1 - decay) * onehot.t() @ z  # eq. (7)
-    return n, m, m / n[:, None]  # eq. (8)
+# ---- 2. the first frame alone, then tubelets ---------------------------------------------------------------------
+def cvivit_patches_solution(x: torch.Tensor, p: int, pt: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (B, C, 1 + n·pt, H, W) -> first-frame patches (B, h·w, C·p·p), tubelets (B, n·h·w, C·pt·p·p)."""
+    first = rearrange(x[:, :, :1], "b c 1 (h p) (w q) -> b (h w) (c p q)", p=p, q=p)
+    rest = rearrange(x[:, :, 1:], "b c (t r) (h p) (w q) -> b (t h w) (c r p q)", r=pt, p=p, q=p)
+    return first, rest
 
 
-@exercise("ema_codebook_update", "The EMA codebook: given the running counts N (K,), the running sums m (K, D), "
-          "a batch of encoder outputs z (N, D), their codes idx (N,) and the decay γ, return (N', m', e'): "
-          "N' = γN + (1 − γ)·n (n: how many vectors chose each code), m' = γm + (1 − γ)·Σ z (the sum of the vectors "
-          "that chose each code) and e' = m'/N' (van den Oord et al. 2017, App. A.1, eqs. (6)–(8)).",
-          ema_update_solution)
-def check_ema_codebook_update(answer) -> None:
-    g = torch.Generator().manual_seed(1)
-    k, d, decay = 6, 3, 0.9
-    n0 = torch.rand(k, generator=g) + 0.5
-    m0 = torch.randn(k, d, generator=g) * n0[:, None]
-    z = torch.randn(40, d, generator=g)
-    idx = torch.randint(0, k, (40,), generator=g)
-    want = ema_update_solution(n0, m0, z, idx, decay)
-    out = answer(n0.clone(), m0.clone(), z, idx, decay)
-    if not isinstance(out, (tuple, list)) or len(out) != 3:
-        raise Wrong(f"expected a tuple (N', m', e'), got {type(out).__name__}")
-    for name, got, ref in zip(("N'", "m'", "e'"), out, want):
-        if not isinstance(got, torch.Tensor) or got.shape != ref.shape:
-            raise Wrong(f"{name}: expected shape {tuple(ref.shape)}, got {_shape(got)}")
-    n, m, e = out
-    if not torch.allclose(n, want[0], atol=1e-5):
-        if torch.allclose(n, decay * n0 + torch.bincount(idx, minlength=k), atol=1e-5):
-            raise Wrong("N': the batch counts enter with weight (1 − γ): N' = γN + (1 − γ)·n")
-        raise Wrong("N' is not γN + (1 − γ)·n, with n the number of vectors that chose each code")
-    if not torch.allclose(m, want[1], atol=1e-5):
-        raise Wrong("m' is not γm + (1 − γ)·Σ z over the vectors that chose each code")
-    if not torch.allclose(e, want[2], atol=1e-5):
-        batch_means = want[1] * 0
-        batch_means.index_add_(0, idx, z)
-        if torch.allclose(e, batch_means / torch.bincount(idx, minlength=k).clamp(min=1)[:, None], atol=1e-5):
-            raise Wrong("e' is the mean of this batch alone; the EMA codebook is the running m' / N'")
-        raise Wrong("e' should be m' / N', code by code")
+@exercise("cvivit_patches", "C-ViViT's patches (Villegas et al. 2023, §2.1): cut the first frame of x (B, C, 1 + n·pt, "
+          "H, W) into p × p patches on its own, and the remaining frames into tubelets of pt × p × p. Return "
+          "(first (B, h·w, C·p·p), tubelets (B, n·h·w, C·pt·p·p)), tokens in row-major (t, h, w) order, each flattened "
+          "as x[b, :, frames, rows, columns].reshape(-1) (channel first, then frame, row, column).",
+          cvivit_patches_solution)
+def check_cvivit_patches(answer) -> None:
+    g = torch.Generator().manual_seed(4)
+    for c, frames, size, p, pt in [(1, 5, 8, 4, 2), (3, 7, 12, 4, 3), (1, 1, 8, 2, 2)]:
+        x = torch.randn(2, c, frames, size, size, generator=g)
+        want_first, want_rest = cvivit_patches_solution(x, p, pt)
+        out = answer(x, p, pt)
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise Wrong(f"expected a pair (first-frame patches, tubelets), got {type(out).__name__}")
+        first, rest = out
+        for name, got, want in [("first-frame patches", first, want_first), ("tubelets", rest, want_rest)]:
+            if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+                raise Wrong(f"x {tuple(x.shape)}, p={p}, pt={pt}: {name} should have shape {tuple(want.shape)}, got "
+                            f"{_shape(got)}")
+            if torch.equal(got, want):
+                continue
+            n = want_rest.shape[1] // ((size // p) ** 2)
+            from_zero = rearrange(x[:, :, :n * pt], "b c (t r) (h p) (w q) -> b (t h w) (c r p q)", r=pt, p=p, q=p)
+            if name == "tubelets" and torch.equal(got, from_zero):
+                raise Wrong("the tubelets start at frame 0; the first frame is patched alone, so the tubelets "
+                            "cover frames 1 … n·pt")
+            rows = lambda z: sorted(z.flatten(0, 1).sort(1).values.tolist())  # noqa: E731 — each token's pixel set
+            if rows(got) == rows(want):
+                raise Wrong(f"every one of the {name} holds the right pixels, in another order: flatten each as "
+                            "(C, frames, p, p), channel first, and list them in row-major (t, h, w) order")
+            raise Wrong(f"{name}: a token holds pixels of other frames or places: tubelet (k, i, j) covers frames "
+                        "1 + k·pt … (k+1)·pt, rows i·p … (i+1)·p − 1 and columns j·p … (j+1)·p − 1")
 
 
 # ---- 3. dead-code restarts -----------------------------------------------------------------------------------------

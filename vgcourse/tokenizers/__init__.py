@@ -21,6 +21,8 @@ from vgcourse.tokenizers.vq import (
     AxialAttention,
     VQVideoAutoencoder,
     VQVideoAutoencoderConfig,
+    load_tokenizer,
+    shippable_state,
     videogpt_bair,
     vq_digits,
     vq_digits_per_frame,
@@ -31,6 +33,6 @@ from vgcourse.tokenizers.vq import (
 __all__ = [
     "VectorQuantizer", "VQOutput", "vq_loss", "code_counts", "usage_and_perplexity", "check_indices",
     "VQVideoAutoencoderConfig", "VQVideoAutoencoder", "AxialAttention", "AttentionResBlock", "vq_tiny", "vq_small",
-    "vq_digits", "vq_digits_per_frame", "videogpt_bair",
+    "vq_digits", "vq_digits_per_frame", "videogpt_bair", "shippable_state", "load_tokenizer",
     "CViViTConfig", "CViViT", "cvivit_tiny", "cvivit_digits",
 ]

@@ -25,7 +25,7 @@ Differences from VideoGPT's public code: GroupNorm instead of BatchNorm (small b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from einops import rearrange
@@ -234,3 +234,32 @@ class VQVideoAutoencoder(nn.Module):
         """:func:`vq_loss` of this model on x."""
         return vq_loss(self, x)
 
+
+
+def shippable_state(model: VQVideoAutoencoder, dtype: torch.dtype = torch.bfloat16) -> dict:
+    """What a trained tokenizer needs to be rebuilt elsewhere: its config and its weights in ``dtype`` (bf16 halves
+    the file). The EMA statistics (cluster sizes, sums) are left out: they only matter to further training.
+
+    Returns {"config": plain values, "model": {name: tensor}}, loadable with ``torch.load(weights_only=True)``.
+    """
+    skip = ("quantizer.cluster_size", "quantizer.embed_sum")
+    weights = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().clone()
+               for k, v in model.state_dict().items() if k not in skip}
+    return {"config": asdict(model.cfg), "model": weights}
+
+
+def load_tokenizer(state: dict) -> VQVideoAutoencoder:
+    """A :class:`VQVideoAutoencoder` in fp32 and eval mode from :func:`shippable_state`'s dict (e.g. read with
+    :func:`vgcourse.train.load_shipped`)."""
+    if set(state) != {"config", "model"}:
+        raise ValueError(f"expected a tokenizer state with 'config' and 'model' (shippable_state), got {sorted(state)}")
+    model = VQVideoAutoencoder(VQVideoAutoencoderConfig(**state["config"]))
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state["model"]) - {"quantizer.cluster_size", "quantizer.embed_sum"})
+    unexpected = sorted(set(state["model"]) - set(own))
+    if missing or unexpected:
+        raise ValueError(f"the tokenizer state does not fit its config: missing {missing[:5]}, unexpected "
+                         f"{unexpected[:5]}")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()},
+                          strict=False)
+    return model.eval()
