@@ -10,7 +10,7 @@ Each vector z of an encoder's output is replaced by its nearest codebook vector 
   encoder outputs assigned to each code (App. A.1, eqs. (6)–(8); Razavi et al. 2019, VQ-VAE-2), so only the
   commitment term remains in the loss.
 - Codes that fall out of use ("dead codes": an EMA count N_k under ``dead_code_threshold``) are restarted on
-  random encoder outputs of the current batch, as VideoGPT's code does (Dhariwal et al. 2020, Jukebox, §3.3, call
+  random encoder outputs of the current batch, as VideoGPT's code does (Dhariwal et al. 2020, Jukebox, call
   it random restarts). The restart is written without a host sync (a ``torch.where`` over the whole codebook), so
   that ``torch.compile`` traces a training step as one graph.
 
