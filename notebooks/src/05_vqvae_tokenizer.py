@@ -104,7 +104,7 @@ batch = pick(smoke=2, cpu=8, gpu=64)                    # clips per step
 lr, warmup = pick(smoke=1e-3, cpu=2e-3, gpu=1e-3), pick(smoke=1, cpu=20, gpu=100)
 restart_lr = 0.3 * lr                                   # the peak of the second cycle
 log_every = pick(smoke=1, cpu=10, gpu=50)
-n_gen = pick(smoke=4, cpu=64, gpu=384)                  # held-out clips reconstructed and scored (the protocol's n)
+n_gen = pick(smoke=4, cpu=32, gpu=384)                  # held-out clips reconstructed and scored (the protocol's n)
 n_real = pick(smoke=32, cpu=256, gpu=512)               # held-out reference clips of the protocol
 fit_steps = pick(smoke=3, cpu=100, gpu=300)             # the codebook experiment of exercise 3
 

@@ -2,7 +2,9 @@
 
 - :mod:`~vgcourse.tokenizers.quantizer`: the vector-quantized bottleneck (EMA codebook, dead-code restarts,
   commitment loss, usage and perplexity) and the objective every tokenizer trains with.
-- :mod:`~vgcourse.tokenizers.vq`: VideoGPT's VQ-VAE (3D convs, axial attention), with 3D or per-frame 2D tokens.
+- :mod:`~vgcourse.tokenizers.vq`: VideoGPT's VQ-VAE (3D convs, axial attention), with 3D or per-frame 2D tokens;
+  a trained one travels as :func:`~vgcourse.tokenizers.vq.shippable_state` and comes back with
+  :func:`~vgcourse.tokenizers.vq.load_tokenizer`.
 - :mod:`~vgcourse.tokenizers.cvivit`: Phenaki's causal C-ViViT (the first frame alone, then tubelets; a spatial
   then a causal temporal transformer).
 """
