@@ -415,7 +415,7 @@ plot_training(trainer_2d.history, "per-frame tokens", cfg_2d.codebook_size)
 # The tokenizers reconstruct clips they never saw: held-out digit instances (the protocol's held-out split) on new
 # trajectories. Reconstruction is measured by PSNR and SSIM (per clip, then the mean with its standard error), the
 # codebook by usage and perplexity over all the held-out codes, and the reconstructions as videos by the protocol:
-# the Fréchet distance of the video probe's features to the 512 held-out reference clips, beside the reference rows
+# the Fréchet distance of the video probe's features to the held-out reference clips (512 on the GPU), beside the rows
 # at the same number of clips (real clips, shuffled frames, frozen frames, noise, the mean video). A tokenizer is
 # as good as what it keeps: its reconstructions are the best clips a prior over its codes could ever draw.
 
