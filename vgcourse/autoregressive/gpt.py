@@ -1,6 +1,6 @@
 """The GPT prior of VideoGPT (Yan et al. 2021, §3.2): a causal transformer over a clip's grid of VQ codes.
 
-A tokenizer (:mod:`vgcourse.autoencoders.vq`) turns a clip into a (T, H, W) grid of codes in [0, K). The prior
+A tokenizer (:mod:`vgcourse.tokenizers`) turns a clip into a (T, H, W) grid of codes in [0, K). The prior
 reads the grid in raster order (t, h, w) and factorises its likelihood as p(x) = ∏_i p(x_i | x_<i), trained by
 cross-entropy on the next code. Built the way nanoGPT builds GPT-2: a :class:`GPTConfig` dataclass, the shared
 causal pre-LN :class:`~vgcourse.nn.transformer.Block`, :meth:`GPT.configure_optimizers` (weight decay on matrices
