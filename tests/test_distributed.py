@@ -1,4 +1,5 @@
-"""Tests of vgcourse.train.distributed: two CPU processes under DDP take the step one process takes on the whole batch."""
+"""Tests of vgcourse.train.distributed: two CPU processes under DDP take the step one process takes on the whole
+batch."""
 
 from __future__ import annotations
 
@@ -11,9 +12,16 @@ import torch.nn.functional as F
 
 from vgcourse.data import MovingDigits
 from vgcourse.dit import DiT, DiT_Tiny
-from vgcourse.train import Trainer, TrainConfig
-from vgcourse.train.distributed import (DistributedEnv, init_distributed, local_rows, seed_for_rank, shard_batches,
-                                        unwrap, wrap_model)
+from vgcourse.train import TrainConfig, Trainer
+from vgcourse.train.distributed import (
+    DistributedEnv,
+    init_distributed,
+    local_rows,
+    seed_for_rank,
+    shard_batches,
+    unwrap,
+    wrap_model,
+)
 
 GLOBAL_BATCH, STEPS, WORLD = 4, 3, 2
 CONFIG = DiT_Tiny(input_size=8, frames=2, in_channels=1, num_classes=0, depth=1, hidden_size=32, num_heads=2,

@@ -6,8 +6,17 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from vgcourse.dit import (DiT, DiT_Tiny, attend, attention_flops, full_attention, layout_step, spatial_attention,
-                          temporal_attention, window_attention)
+from vgcourse.dit import (
+    DiT,
+    DiT_Tiny,
+    attend,
+    attention_flops,
+    full_attention,
+    layout_step,
+    spatial_attention,
+    temporal_attention,
+    window_attention,
+)
 from vgcourse.nn.attention import attention
 
 

@@ -136,7 +136,8 @@ def markdown_table(directory: str | Path | None = None) -> str:
             "|---|---|---|---|---|"]
     for path in sorted(directory.glob("*.json")):
         payload = json.loads(path.read_text())
-        numbers = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in headline(payload).items())
+        numbers = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in headline(payload).items())
         wall = payload.get("wall_time_s")
         rows.append(f"| {payload['chapter']} | {numbers or '—'} | {payload['device']} | {payload['profile']} | "
                     f"{'—' if wall is None else f'{wall / 60:.1f} min'} |")

@@ -28,10 +28,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from vgcourse.nn.attention import SelfAttention
-from vgcourse.video import check_video
 from vgcourse.metrics.reconstruction import codebook_stats
+from vgcourse.nn.attention import SelfAttention
 from vgcourse.nn.blocks import group_norm
+from vgcourse.video import check_video
 
 
 class VQOutput(NamedTuple):

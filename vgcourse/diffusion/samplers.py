@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .sde import SDE, ScoreFn, SubVPSDE, VPSDE, broadcast
+from .sde import SDE, VPSDE, ScoreFn, SubVPSDE, broadcast
 
 OFFSET_8BIT_BITS = math.log2(127.5)  # -log2 of the bin width 2/255 of 8-bit data mapped to [-1, 1]
 

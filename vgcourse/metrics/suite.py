@@ -33,6 +33,7 @@ from vgcourse.metrics.probes import load_probe
 from vgcourse.metrics.tracking import count_objects, motion_stats, track_centroids
 from vgcourse.video import check_video
 
+
 def _chunks(video: torch.Tensor, size: int):
     for i in range(0, video.shape[0], size):
         yield video[i:i + size]

@@ -168,7 +168,8 @@ class Trainer:
                 self.optimize(logs["loss"], next(iter(self.optimizers)))
         if self.ema is not None:
             self.ema.update(self._ema_source)
-        return {k: v.detach().float() if isinstance(v, torch.Tensor) else torch.tensor(float(v)) for k, v in logs.items()}
+        return {k: v.detach().float() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
+                for k, v in logs.items()}
 
     def _compiled_model(self) -> nn.Module:
         """``torch.compile`` of the model; of each network of an ``nn.ModuleDict`` (what a ``step_fn`` calls)."""
