@@ -60,7 +60,7 @@ def test_readme_times_table_matches_times_file():
     readme = (REPO_ROOT / "README.md").read_text()
     start, end = readme.index("<!-- times-table -->"), readme.index("<!-- /times-table -->")
     assert readme[start:end].split("\n", 1)[1].strip() == results.times_table().strip(), \
-        "regenerate the README's table of times with `python3 -m vgcourse.results --times`"
+        "regenerate the README's table of times with `python3 -m vgcourse.results --readme`"
     assert results.TIMES.is_file(), "the README's times come from notebooks/results/times.json"
 
 
