@@ -39,8 +39,8 @@
 # come from the gpu profile.
 
 # %%
-import time; STARTED = time.time()
 import math
+import time
 from dataclasses import asdict
 
 import torch
@@ -50,6 +50,7 @@ from matplotlib.figure import Figure
 
 from vgcourse.profiles import pick, setup
 
+STARTED = time.time()
 S = setup(seed=0)          # prints profile, device, precision, compile, torch version
 
 # %%

@@ -102,7 +102,8 @@ class TimestepEmbedder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(frequency_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
 
     def sinusoidal(self, t: torch.Tensor) -> torch.Tensor:
-        """(B,) timesteps, possibly fractional -> (B, frequency_dim) [cos(t·ω), sin(t·ω)] (Vaswani et al. 2017, §3.5)."""
+        """(B,) timesteps, possibly fractional -> (B, frequency_dim) [cos(t·ω), sin(t·ω)]
+        (Vaswani et al. 2017, §3.5)."""
         half = self.frequency_dim // 2
         freqs = torch.exp(-math.log(self.max_period) * torch.arange(half, device=t.device) / half)  # (half,)
         args = t.float()[:, None] * freqs[None]  # (B, half)
@@ -122,7 +123,8 @@ class LabelEmbedder(nn.Module):
         self.embedding_table = nn.Embedding(num_classes + 1, hidden_size)  # + the null class
 
     def forward(self, labels: torch.Tensor, train: bool, force_drop: torch.Tensor | None = None) -> torch.Tensor:
-        """Inputs: labels (B,) long; train: drop labels with prob class_dropout_prob; force_drop (B,) bool. Returns (B, D)."""
+        """Inputs: labels (B,) long; train: drop labels with prob class_dropout_prob; force_drop (B,) bool.
+        Returns (B, D)."""
         drop = force_drop
         if drop is None and train and self.dropout_prob > 0:
             drop = torch.rand(labels.shape[0], device=labels.device) < self.dropout_prob
@@ -273,7 +275,8 @@ class DiT(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
                 concat: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, C, T, H, W), (B,), (B,) or None -> (B, C_out, T, H, W); labels are dropped at rate class_dropout_prob in training."""
+        """(B, C, T, H, W), (B,), (B,) or None -> (B, C_out, T, H, W); labels are dropped at rate
+        class_dropout_prob in training."""
         return self._denoise(x, t, y, label_dropout=self.training, concat=concat, context=context)
 
     def forward_with_cfg(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, cfg_scale: float) -> torch.Tensor:
@@ -285,7 +288,8 @@ class DiT(nn.Module):
         if self.y_embedder is None:
             raise ValueError("classifier-free guidance needs a class-conditional DiT, got num_classes=0")
         null = torch.full_like(y, self.config.num_classes)
-        out = self._denoise(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null]), label_dropout=False)  # (2B, C_out, T, H, W)
+        # (2B, C_out, T, H, W)
+        out = self._denoise(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null]), label_dropout=False)
         cond, uncond = out.chunk(2)  # (B, C_out, T, H, W) each
         c = self.config.in_channels
         eps = uncond[:, :c] + cfg_scale * (cond[:, :c] - uncond[:, :c])  # Peebles & Xie 2023, §3.1 (Ho & Salimans 2022)

@@ -7,8 +7,16 @@ An EMA of the generator for sampling is :class:`vgcourse.train.EMA` (``Trainer(.
 training steps call ``trainer.optimize(loss, "disc")`` and ``trainer.optimize(loss, "gen")``.
 """
 
-from vgcourse.gan.losses import (ADVERSARIAL_LOSSES, adversarial_losses, d_hinge, d_nonsaturating, d_wasserstein,
-                                 g_hinge, g_nonsaturating, g_wasserstein)
+from vgcourse.gan.losses import (
+    ADVERSARIAL_LOSSES,
+    adversarial_losses,
+    d_hinge,
+    d_nonsaturating,
+    d_wasserstein,
+    g_hinge,
+    g_nonsaturating,
+    g_wasserstein,
+)
 from vgcourse.gan.regularizers import apply_spectral_norm, clip_singular_values, largest_singular_value, r1_penalty
 
 __all__ = ["ADVERSARIAL_LOSSES", "adversarial_losses", "d_nonsaturating", "g_nonsaturating", "d_hinge", "g_hinge",
