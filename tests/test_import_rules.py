@@ -22,7 +22,7 @@ PACKAGE = Path(vgcourse.__file__).parent
 # hybrid of chapter 04 builds on it); the tokenizers (VQ-VAE, C-ViViT) whose codes the autoregressive and masked
 # transformers model (chapters 05-07); diffusion (08-10); the DiT (11-12).
 FAMILIES = ("autoencoders", "gan", "tokenizers", "autoregressive", "diffusion", "dit")
-SHARED = ("profiles", "data", "display", "metrics", "train", "nn", "video", "paths", "results")
+SHARED = ("profiles", "progress", "data", "display", "metrics", "train", "nn", "video", "paths", "results")
 # Course tooling above every layer, as the notebooks are: exercises check a learner's models, build runs chapters.
 TOOLS = ("exercises", "build", "authoring", "bootstrap", "__main__", "__init__")
 
