@@ -1,6 +1,7 @@
 """DCGAN on frames: the paper's layer shapes, its architecture rules, the training step; the frame scores."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -8,10 +9,11 @@ from torch import nn
 
 from vgcourse.gan import (DCGANConfig, DCGANDiscriminator, DCGANGenerator, d_hinge, d_nonsaturating, dcgan,
                           dcgan_paper, dcgan_small, dcgan_tiny, g_hinge, g_nonsaturating, gan_step,
-                          largest_singular_value, sample_z)
+                          largest_singular_value, sample_z, standing_statistics)
 from vgcourse.metrics import PROTOCOL
 from vgcourse.metrics.frames import (FrameEvaluator, digit_scores, format_frame_rows, frame_reference_rows,
-                                     frames_as_video, frames_of, mean_and_se, sharpness)
+                                     frames_as_video, frames_of, grouped_jackknife_fd, mean_and_se, sharpness)
+from vgcourse.metrics.frechet import gaussian_stats, jackknife_fd, jackknife_std
 from vgcourse.metrics.suite import Evaluator
 from vgcourse.train import TrainConfig, Trainer
 
@@ -62,15 +64,21 @@ def test_architecture_rules():
     assert w.mean().abs() < 0.002 and abs(w.std().item() - 0.02) < 0.001
 
 
-def test_generator_range_sampling_and_errors():
+def test_generator_range_sampling_and_standing_statistics():
     g = DCGANGenerator(dcgan_tiny())
     frames = g.sample(6, torch.Generator().manual_seed(0))
     assert frames.shape == (6, 1, 16, 16) and frames.abs().max() <= 1 and g.training
-    again = g.sample(6, torch.Generator().manual_seed(0))
-    torch.testing.assert_close(frames, again)
-    g.eval()
-    g.sample(2)
-    assert not g.training  # the mode is restored
+    torch.testing.assert_close(frames, g.sample(6, torch.Generator().manual_seed(0)))
+    # standing statistics: running stats = the average batch statistics, then eval mode, where a frame no longer
+    # depends on the rest of its batch
+    norm = g.project_norm
+    with torch.no_grad():
+        norm.running_mean.fill_(5.0)
+    standing_statistics(g, batches=4, batch_size=64, rng=torch.Generator().manual_seed(1))
+    assert not g.training and norm.momentum == 0.1 and norm.running_mean.abs().max() < 1
+    z = sample_z(8, 16, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(g(z)[:1], g(z[:1]))
     with pytest.raises(ValueError, match=r"expected z of shape \(N, 16\)"):
         g(torch.zeros(2, 8))
     with pytest.raises(ValueError, match="expected frames of shape"):
@@ -201,6 +209,15 @@ def test_digit_scores_by_hand():
     s = digit_scores(probs, digits=2)
     torch.testing.assert_close(s["quality"], torch.tensor([1.7 / 2.1, 1.0 / 2.5]))
     assert s["class_coverage"] == pytest.approx(0.4)  # classes {0, 1} and two of {2, 3, 4}
+    assert s["class_entropy"] == pytest.approx(math.log(4) / math.log(10))  # four classes, one vote each
+    uniform = torch.eye(10).repeat(50, 1)  # 500 frames, every class equally often: the most entropy there is
+    one_class = torch.zeros(500, 10)
+    one_class[:, 3] = 1
+    assert digit_scores(uniform, 1)["class_entropy"] == pytest.approx(1.0)
+    assert digit_scores(one_class, 1)["class_entropy"] == pytest.approx(0.0, abs=1e-9)
+    assert digit_scores(one_class, 1)["class_entropy_se"] == pytest.approx(0.0, abs=1e-9)
+    mixed = torch.eye(10)[torch.randint(0, 10, (400,), generator=torch.Generator().manual_seed(0))]
+    assert 0 < digit_scores(mixed, 1)["class_entropy_se"] < 0.02
 
 
 def test_mean_and_se():
@@ -208,6 +225,22 @@ def test_mean_and_se():
     assert m == 2 and se == pytest.approx(2 ** 0.5 / 2 ** 0.5)
     with pytest.raises(ValueError, match="at least 2"):
         mean_and_se(torch.tensor([1.0]))
+
+
+def test_grouped_jackknife_agrees_with_leave_one_out():
+    """Leaving out 1 of 32 groups estimates the same standard error as leaving out each row (Gaussian features)."""
+    g = torch.Generator().manual_seed(0)
+    reference = gaussian_stats(torch.randn(4000, 8, generator=g))
+    ses = []
+    for seed in range(3):
+        feats = torch.randn(256, 8, generator=torch.Generator().manual_seed(seed + 1)) * 1.2 + 0.3
+        one = jackknife_std(jackknife_fd({"x": feats}, reference)["x"])
+        grouped = jackknife_std(grouped_jackknife_fd(feats, reference, groups=32))
+        ses.append(grouped / one)
+    assert 0.6 < sum(ses) / len(ses) < 1.5
+    assert len(grouped_jackknife_fd(torch.randn(10, 8), reference, groups=32)) == 10  # at most one group per row
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        grouped_jackknife_fd(torch.randn(1, 8), reference)
 
 
 def test_frame_quality_is_the_evaluators(frame_evaluator):

@@ -65,7 +65,7 @@ def test_generator_makes_clips_with_one_latent_per_frame():
         clips, z1 = g(z0), g.temporal(z0)
         frame = g.image(z0[1:2], z1[1:2, :, 5])
     torch.testing.assert_close(clips[1, :, 5], frame[0])
-    assert g.sample(4).shape == (4, 1, 16, 32, 32) and not g.training
+    assert g.sample(4).shape == (4, 1, 16, 32, 32) and not g.training  # sampled in the current mode
 
 
 def test_config_checks():

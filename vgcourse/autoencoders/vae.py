@@ -11,7 +11,7 @@ draw z = μ + σ ⊙ ε, ε ~ N(0, I), so that gradients flow through the draw i
 2017, eq. (4)) weights the KL term: loss = −E[log p(x|z)] + β · KL; β = 1 is the ELBO itself, β > 1 buys a smoother
 latent space with blurrier reconstructions, β < 1 the reverse.
 
-Frames are image batches (N, C, H, W) in [-1, 1]. The encoder halves the resolution with strided 4×4 convolutions
+Frames are image batches (N, C, H, W) in [-1, 1] (8-bit frames dequantised with uniform noise stray 1/255 beyond). The encoder halves the resolution with strided 4×4 convolutions
 down to 4×4 and the decoder mirrors it with transposed convolutions, as a DCGAN's discriminator and generator do
 (:mod:`vgcourse.gan.dcgan`), with GroupNorm so that a frame's code never depends on the rest of its batch.
 """
@@ -27,7 +27,6 @@ from torch import nn
 
 from vgcourse.autoencoders.kl import DiagonalGaussian
 from vgcourse.nn.blocks import group_norm
-from vgcourse.video import check_video
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -41,6 +40,7 @@ class FrameVAEConfig:
     latent_dim: int = 32
     width: int = 32
     beta: float = 1.0  # the KL weight (β-VAE); 1 is the ELBO
+    init_scale: float = 0.2  # the decoder's noise level s at the start (it is learned)
     min_log_scale: float = math.log(2 / 255 / math.sqrt(12))  # the decoder's s may not drop below 8-bit noise
     norm_groups: int = 8
 
@@ -49,6 +49,8 @@ class FrameVAEConfig:
             raise ValueError(f"FrameVAEConfig.size must be a power of two >= 8, got {self.size}")
         if not self.beta >= 0:
             raise ValueError(f"FrameVAEConfig.beta must be >= 0, got {self.beta}")
+        if not self.init_scale > 0:
+            raise ValueError(f"FrameVAEConfig.init_scale must be > 0, got {self.init_scale}")
 
     @property
     def levels(self) -> int:
@@ -62,12 +64,14 @@ class FrameVAEConfig:
 
 def check_frames(x: torch.Tensor, name: str = "frames", channels: int | None = None,
                  size: int | None = None) -> torch.Tensor:
-    """Assert ``x`` is an image batch (N, C, H, W) in [-1, 1] (with C = ``channels``, H = W = ``size`` if given)."""
-    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+    """Assert ``x`` is a float image batch (N, C, H, W) (C = ``channels``, H = W = ``size`` if given). Shapes only:
+    a value check would wait for the GPU at every training step."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"expected {name} of shape (N, C, H, W), got {got}"
+        raise ValueError(f"expected {name} of shape (N, C, H, W) as floats, got {got}"
                          + (" (clips? take their frames first)" if isinstance(x, torch.Tensor) and x.ndim == 5 else ""))
-    check_video(x[:, :, None], name, channels=channels)
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"expected {name} with C={channels} channels in (N, C, H, W), got {tuple(x.shape)}")
     if size is not None and tuple(x.shape[-2:]) != (size, size):
         raise ValueError(f"expected {name} of {size}×{size} pixels, got (N, C, H, W) = {tuple(x.shape)}")
     return x
@@ -95,7 +99,7 @@ class FrameVAE(nn.Module):
                 dec += [group_norm(c_out, g), nn.SiLU()]
             c = c_out
         self.decoder = nn.Sequential(*dec, nn.Tanh())
-        self.log_scale = nn.Parameter(torch.zeros(()))  # log s of p(x|z) = N(μ_θ(z), s² I), learned
+        self.log_scale = nn.Parameter(torch.tensor(math.log(cfg.init_scale)))  # log s of p(x|z) = N(μ_θ(z), s² I)
 
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
         """x (N, C, H, W) -> q(z|x) with mean and log-variance (N, latent_dim)."""

@@ -18,6 +18,7 @@ from vgcourse.gan.dcgan import (
     gan_step,
     init_dcgan_weights,
     sample_z,
+    standing_statistics,
 )
 from vgcourse.gan.losses import (ADVERSARIAL_LOSSES, adversarial_losses, d_hinge, d_nonsaturating, d_wasserstein,
                                  g_hinge, g_nonsaturating, g_wasserstein)
@@ -38,5 +39,5 @@ __all__ = ["ADVERSARIAL_LOSSES", "adversarial_losses", "d_nonsaturating", "g_non
            "d_wasserstein", "g_wasserstein", "r1_penalty", "apply_spectral_norm", "clip_singular_values",
            "largest_singular_value"]
 __all__ += ["DCGANConfig", "DCGANGenerator", "DCGANDiscriminator", "dcgan", "dcgan_paper", "dcgan_small", "dcgan_tiny",
-            "gan_step", "init_dcgan_weights", "sample_z", "TGANConfig", "TemporalGenerator", "ImageGenerator",
-            "TGANGenerator", "VideoDiscriminator", "tgan", "tgan_paper", "tgan_small", "tgan_tiny"]
+            "gan_step", "init_dcgan_weights", "sample_z", "standing_statistics", "TGANConfig", "TemporalGenerator",
+            "ImageGenerator", "TGANGenerator", "VideoDiscriminator", "tgan", "tgan_paper", "tgan_small", "tgan_tiny"]

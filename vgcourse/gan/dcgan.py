@@ -119,16 +119,9 @@ class DCGANGenerator(nn.Module):
         return self.net(torch.relu(self.project_norm(h)))  # (N, C, size, size)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, batch_stats: bool = True) -> torch.Tensor:
-        """n frames from z ~ U(−1, 1). With ``batch_stats`` batch norm normalises with the statistics of these n
-        samples, as in training (an EMA copy's running statistics belong to other weights); the mode is restored."""
-        device = self.project.weight.device
-        was_training = self.training
-        self.train(batch_stats)
-        try:
-            return self(sample_z(n, self.cfg.z_dim, device, generator))
-        finally:
-            self.train(was_training)
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n frames from z ~ U(−1, 1), in the module's current mode (eval mode after :func:`standing_statistics`)."""
+        return self(sample_z(n, self.cfg.z_dim, self.project.weight.device, generator))
 
 
 class DCGANDiscriminator(nn.Module):
@@ -156,6 +149,29 @@ class DCGANDiscriminator(nn.Module):
             raise ValueError(f"expected frames of shape (N, {self.cfg.channels}, {self.cfg.size}, {self.cfg.size}), "
                              f"got {tuple(x.shape)}")
         return self.net(x)[:, 0]  # (N,)
+
+
+@torch.no_grad()
+def standing_statistics(generator: nn.Module, batches: int = 8, batch_size: int = 256,
+                        rng: torch.Generator | None = None) -> nn.Module:
+    """Set every batch-norm layer's running mean and variance to their average over ``batches`` batches of random z
+    ("standing statistics", Brock, Donahue & Simonyan 2019, App. C.1), then switch to eval mode; returns the module.
+
+    An EMA copy of a generator averages its weights but not its batch-norm statistics, and a small or correlated
+    batch (an interpolation) normalised by its own statistics looks nothing like training: with standing statistics
+    every frame is normalised the same way, whatever else is in its batch. ``generator.cfg.z_dim`` is its input."""
+    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches below
+    generator.train()
+    device = next(generator.parameters()).device
+    for _ in range(batches):
+        generator(sample_z(batch_size, generator.cfg.z_dim, device, rng))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    return generator.eval()
 
 
 def dcgan(cfg: DCGANConfig) -> nn.ModuleDict:

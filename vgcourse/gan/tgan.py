@@ -146,16 +146,10 @@ class TGANGenerator(nn.Module):
         return rearrange(frames, "(b t) c h w -> b c t h w", b=b)  # (B, C, T, H, W)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, batch_stats: bool = True) -> torch.Tensor:
-        """n clips from z₀ ~ U(−1, 1); batch norm uses the statistics of these n clips when ``batch_stats`` (as in
-        training: an EMA copy's running statistics belong to other weights). The mode is restored."""
-        device = next(self.parameters()).device
-        was_training = self.training
-        self.train(batch_stats)
-        try:
-            return self(sample_z(n, self.cfg.z_dim, device, generator))
-        finally:
-            self.train(was_training)
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n clips from z₀ ~ U(−1, 1), in the module's current mode (eval mode after
+        :func:`~vgcourse.gan.dcgan.standing_statistics`)."""
+        return self(sample_z(n, self.cfg.z_dim, next(self.parameters()).device, generator))
 
 
 class VideoDiscriminator(nn.Module):

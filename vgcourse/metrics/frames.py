@@ -6,7 +6,8 @@ does not apply to a single frame. Frames are scored with the *frame* probe inste
 
 ==================  =============================================================================================
 ``frame_fd`` ↓      Fréchet distance of frame-probe features (its penultimate layer, 128-d) to held-out real
-                    frames: FID's recipe (Heusel et al. 2017) with the course's probe; ± a jackknife SE
+                    frames: FID's recipe (Heusel et al. 2017) with the course's probe; ± a grouped jackknife SE
+                    (leave one of 32 groups of frames out: 32 distances instead of one per frame)
 ``frame_quality``   the probe's agreement with a crisp answer of K digits, Σ top-K p / (K + Σ other p), per frame
                     (the Evaluator's formula); ± its standard error over frames
 ``class_coverage``  fraction of the 10 digit classes among the frames' top-K classes (mode coverage)
@@ -30,7 +31,7 @@ from einops import rearrange
 
 from vgcourse.data.base import VideoDataset
 from vgcourse.metrics.corruptions import blur
-from vgcourse.metrics.frechet import frechet_distance, gaussian_stats, jackknife_fd, jackknife_std
+from vgcourse.metrics.frechet import frechet_distance, gaussian_stats, jackknife_std
 from vgcourse.metrics.probes import load_probe, resize_frames
 from vgcourse.video import check_video
 
@@ -72,6 +73,24 @@ def sharpness(frames: torch.Tensor) -> torch.Tensor:
     return lap.pow(2).flatten(1).mean(1)
 
 
+def grouped_jackknife_fd(features: torch.Tensor, reference: tuple[torch.Tensor, torch.Tensor],
+                         groups: int = 32) -> torch.Tensor:
+    """Fréchet distances to ``reference`` with one of ``groups`` contiguous groups of rows of ``features`` (N, D)
+    left out at a time (G,): the delete-d jackknife (Efron & Tibshirani 1993, §11.7), whose
+    :func:`~vgcourse.metrics.frechet.jackknife_std` is the standard error of the distance. With N frames it costs G
+    distances instead of N."""
+    n = features.shape[0]
+    groups = min(groups, n)
+    if groups < 2:
+        raise ValueError(f"a grouped jackknife needs at least 2 groups of rows, got {n} rows")
+    bounds = torch.linspace(0, n, groups + 1).round().long().tolist()
+    out = []
+    for lo, hi in zip(bounds, bounds[1:]):
+        keep = torch.cat([features[:lo], features[hi:]])
+        out.append(frechet_distance(*gaussian_stats(keep), *reference))
+    return torch.tensor(out, dtype=torch.float64)
+
+
 def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
     """The mean of per-item values (N,) and its standard error s / √N."""
     v = values.double().flatten()
@@ -80,19 +99,28 @@ def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
     return float(v.mean()), float(v.std() / math.sqrt(v.numel()))
 
 
+def _entropy(hist: torch.Tensor) -> torch.Tensor:
+    """Entropy of histograms (..., K) normalised by log K."""
+    p = hist / hist.sum(-1, keepdim=True)
+    return -(p * p.clamp(min=1e-30).log()).sum(-1) / math.log(hist.shape[-1])
+
+
 def digit_scores(probs: torch.Tensor, digits: int) -> dict[str, torch.Tensor | float]:
-    """Per-frame quality (N,) and the class coverage and entropy of frame-probe probabilities ``probs`` (N, 10).
+    """Per-frame quality (N,) and the class coverage and entropy (± a jackknife SE) of frame-probe probabilities
+    ``probs`` (N, 10).
 
     Quality = Σ top-K p / (K + Σ other p), K = ``digits``: 1 when the probe is sure of exactly K digits and of no
-    others (the formula of :class:`~vgcourse.metrics.Evaluator`'s ``frame_quality``)."""
+    others (the formula of :class:`~vgcourse.metrics.Evaluator`'s ``frame_quality``). Each frame votes for its
+    top-K classes; entropy of the votes / log 10 is 1 when every class is drawn equally often."""
     if probs.ndim != 2:
         raise ValueError(f"expected probabilities of shape (N, classes), got {tuple(probs.shape)}")
     top = probs.topk(digits, dim=-1)
     quality = top.values.sum(-1) / (digits + probs.sum(-1) - top.values.sum(-1))  # (N,)
-    hist = torch.bincount(top.indices.flatten().cpu(), minlength=probs.shape[1]).double()
-    p = hist / hist.sum()
-    entropy = -(p[p > 0] * p[p > 0].log()).sum() / math.log(probs.shape[1])
-    return {"quality": quality, "class_coverage": float((hist > 0).double().mean()), "class_entropy": float(entropy)}
+    votes = torch.zeros(probs.shape, dtype=torch.float64).scatter_(1, top.indices.cpu(), 1.0)  # (N, classes)
+    hist = votes.sum(0)
+    left_out = _entropy(hist[None] - votes)  # (N,): the entropy with frame i left out
+    return {"quality": quality, "class_coverage": float((hist > 0).double().mean()),
+            "class_entropy": float(_entropy(hist)), "class_entropy_se": jackknife_std(left_out)}
 
 
 class FrameEvaluator:
@@ -137,8 +165,8 @@ class FrameEvaluator:
         return float(torch.cdist(feats, feats).sum() / max(1, n * (n - 1)))
 
     def __call__(self, frames: torch.Tensor, jackknife: bool = True) -> dict[str, float]:
-        """Every frame score of ``frames`` (N, C, H, W) in [-1, 1], with standard errors (``frame_fd_se`` by the
-        jackknife, N Fréchet distances: ``jackknife=False`` skips it)."""
+        """Every frame score of ``frames`` (N, C, H, W) in [-1, 1], with standard errors (``frame_fd_se`` by a
+        grouped jackknife of 32 Fréchet distances: ``jackknife=False`` skips it)."""
         check_frames(frames)
         if tuple(frames.shape[1:]) != self.shape:
             raise ValueError(f"frames of shape {tuple(frames.shape[1:])} cannot be compared with the held-out "
@@ -149,10 +177,11 @@ class FrameEvaluator:
         digits = digit_scores(probs, self.digits)
         out = {"frame_fd": frechet_distance(*gaussian_stats(feats), *self.real_stats)}
         if jackknife:
-            out["frame_fd_se"] = jackknife_std(jackknife_fd({"frames": feats}, self.real_stats)["frames"])
+            out["frame_fd_se"] = jackknife_std(grouped_jackknife_fd(feats, self.real_stats))
         out["frame_quality"], out["frame_quality_se"] = mean_and_se(digits["quality"])
         out["sharpness"], out["sharpness_se"] = mean_and_se(sharpness(frames))
         out |= {"class_coverage": digits["class_coverage"], "class_entropy": digits["class_entropy"],
+                "class_entropy_se": digits["class_entropy_se"],
                 "diversity": self._spread(feats[:2048]) / self.real_spread, "n_frames": frames.shape[0]}
         return out
 
