@@ -100,6 +100,8 @@ ema_decay = pick(smoke=0.9, cpu=0.99, gpu=0.998)   # EMA of the generator's weig
 n_frames = pick(smoke=64, cpu=512, gpu=1024)       # generated frames per row of the frame scores
 n_real = pick(smoke=8, cpu=64, gpu=PROTOCOL.n_real)   # held-out clips: their n_real × 16 frames are the reference
 n_clips = pick(smoke=8, cpu=48, gpu=PROTOCOL.n_gen)   # clips per row of the clip protocol (§8)
+standing = dict(batches=pick(smoke=2, cpu=4, gpu=8),   # standing statistics of the EMA generator (§5)
+                batch_size=pick(smoke=32, cpu=256, gpu=512))
 beta_exercise = 4.0                                # exercise 4: the KL weight of a second VAE
 exercise_minutes = pick(smoke=None, cpu=0.75, gpu=0.3)
 print(f"data: {data}")
@@ -453,7 +455,7 @@ gan_trainer = Trainer(gan, {"disc": adam(gan["D"]), "gen": adam(gan["G"])}, fram
                                                                                       S.device)),
                       ema_of=gan["G"], model_config=vars(gan_config))
 gan_summary = gan_trainer.fit()
-G = standing_statistics(gan_trainer.ema.model, rng=torch.Generator(S.device).manual_seed(4))
+G = standing_statistics(gan_trainer.ema.model, rng=torch.Generator(S.device).manual_seed(4), **standing)
 gan_time = timer.lap("DCGAN training")
 print(f"DCGAN: {gan_summary.steps} steps, {gan_summary.samples_per_s or float('nan'):.0f} frames/s, MFU "
       f"{(gan_summary.mfu or float('nan')):.1%} (TF32 peak) on {gan_summary.device}")
