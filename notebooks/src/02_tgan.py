@@ -335,8 +335,9 @@ print("critic σ_max <= 1 after the fifth step:",
 # batch, and which spectral normalisation does not need) and every layer's weight is divided by an estimate of its
 # largest singular value at every forward pass (one power iteration per step, Miyato et al. 2018), so each layer
 # is 1-Lipschitz by construction rather than by repair; the loss is the hinge, E[max(0, 1 − D(x))] +
-# E[max(0, 1 + D(G(z)))] for the discriminator and −E[D(G(z))] for the generator; Adam at 2·10⁻⁴ with β₁ = 0.5
-# (Miyato et al.'s setting C, one discriminator update per generator update).
+# E[max(0, 1 + D(G(z)))] for the discriminator and −E[D(G(z))] for the generator; Adam at 2·10⁻⁴ with β₁ = 0.5 and
+# β₂ = 0.999, one discriminator update per generator update (DCGAN's optimiser, and one of the settings under which
+# Miyato et al. found spectral normalisation robust).
 #
 # What SVC costs: one clip of the gpu critic, timed (a singular value decomposition per layer, and a wait for the
 # device at each layer to decide whether to clip).
