@@ -83,6 +83,13 @@ def test_config_checks():
         TGANGenerator(tgan_small())(torch.zeros(2, 7))
 
 
+def test_plain_critic_has_neither_batch_norm_nor_spectral_norm():
+    d = VideoDiscriminator(tgan_tiny(disc_norm="none"))
+    assert not any(isinstance(m, nn.BatchNorm3d) for m in d.modules())
+    assert not any(hasattr(m, "parametrizations") for m in d.modules())
+    assert all(m.bias is not None for m in d.modules() if isinstance(m, nn.Conv3d))
+
+
 def test_spectral_critic_has_no_batch_norm():
     d = VideoDiscriminator(tgan_tiny(disc_norm="spectral")).train()
     assert not any(isinstance(m, nn.BatchNorm3d) for m in d.modules())

@@ -464,9 +464,9 @@ print(f"DCGAN: {gan_summary.steps} steps, {gan_summary.samples_per_s or float('n
 plot_curves(gan_trainer.history, keys=["loss_d", "loss_g"], smooth=0.6, title="DCGAN losses")
 
 # %% [markdown]
-# Neither loss falls to zero, and that is the point: each is the other's opponent. A discriminator loss near
-# 2 log 2 ≈ 1.39 would mean D can no longer tell; near 0, that it always can and G learns nothing. Samples from the
-# averaged generator beside the live one:
+# These are not a classifier's curves settling towards zero: each loss is the other network's opponent. A
+# discriminator loss near 2 log 2 ≈ 1.39 would mean D can no longer tell real from generated; one stuck near 0, that
+# it always can and G learns nothing. Samples from the averaged generator beside the live one:
 
 # %%
 g = torch.Generator(S.device).manual_seed(5)

@@ -339,8 +339,8 @@ print("critic σ_max <= 1 after the fifth step:",
 # β₂ = 0.999, one discriminator update per generator update (DCGAN's optimiser, and one of the settings under which
 # Miyato et al. found spectral normalisation robust).
 #
-# What SVC costs: one clip of the gpu critic, timed (a singular value decomposition per layer, and a wait for the
-# device at each layer to decide whether to clip).
+# What SVC costs: one clip of this profile's critic, timed (a singular value decomposition per layer, and a wait for
+# the device at each layer to decide whether to clip).
 
 # %%
 def timed(fn, repeats: int = 3) -> float:

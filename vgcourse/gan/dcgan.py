@@ -29,14 +29,15 @@ from torch import nn
 from vgcourse.gan.losses import adversarial_losses
 from vgcourse.gan.regularizers import apply_spectral_norm, clip_singular_values, r1_penalty
 
-NORMS = ("batch", "spectral")
+NORMS = ("batch", "spectral", "none")
 
 
 @dataclass
 class DCGANConfig:
     """Sizes of a DCGAN: ``gen_channels`` feature maps at 4×4, halved at every doubling; the discriminator starts
-    with ``disc_channels`` and doubles them at every halving. ``disc_norm``: "batch" (the paper) or "spectral"
-    (spectral normalisation on every layer and no batch norm, Miyato et al. 2018)."""
+    with ``disc_channels`` and doubles them at every halving. ``disc_norm``: "batch" (the paper), "spectral"
+    (spectral normalisation on every layer and no batch norm, Miyato et al. 2018) or "none" (for a gradient
+    penalty such as R1 instead)."""
 
     channels: int = 1
     size: int = 32  # a power of two, at least 8

@@ -36,8 +36,8 @@ from vgcourse.gan.regularizers import apply_spectral_norm
 class TGANConfig:
     """Sizes of a TGAN. ``temporal_channels``: G₀'s widths at sequence lengths 1, 2, 4, … (one per doubling, so
     ``frames`` = 2^len); ``gen_channels``: G₁'s feature maps at 4×4 (half from z₀, half from z₁ᵗ), halved at every
-    doubling; ``disc_channels``: the critic's first width, doubled at every layer; ``disc_norm``: "batch" (the paper)
-    or "spectral" (no batch norm, spectral normalisation on every layer)."""
+    doubling; ``disc_channels``: the critic's first width, doubled at every layer; ``disc_norm``: "batch" (the paper),
+    "spectral" (no batch norm, spectral normalisation on every layer) or "none" (for a gradient penalty instead)."""
 
     channels: int = 1
     size: int = 32  # a power of two, at least 8
