@@ -271,7 +271,9 @@ print("my_vae_loss (β = 2) matches vgcourse.autoencoders.vae_loss")
 #
 # Frames are quantised to 8 bits and **dequantised** with uniform noise over each bin, so that the ELBO we measure
 # at the end bounds the likelihood of 8-bit frames (Theis, van den Oord & Bethge 2016): −ELBO / (D ln 2) + log₂ 127.5
-# bits per dimension, the same convention as chapter 09. The package's `FrameVAE` trains, with Adam.
+# bits per dimension, the same convention as chapter 09. (In nats per frame, −ELBO is the bound on −log of a density
+# over continuous pixels, and falls below zero once the model is sure of pixels to within much less than one unit;
+# per 8-bit pixel it cannot.) The package's `FrameVAE` trains, with Adam.
 
 # %%
 def quantise(x: torch.Tensor) -> torch.Tensor:
@@ -304,8 +306,8 @@ plot_curves(vae_trainer.history, keys=["nll", "kl"], smooth=0.6, title="VAE: −
 
 # %% [markdown]
 # Reconstructions decode the posterior mean μ_φ(x) of frames of held-out digits (handwriting the model never saw);
-# samples decode z ~ N(0, I). Both show the
-# decoder's mean μ_θ(z), not a draw from N(μ_θ(z), s² I), whose pixel noise would only hide the picture.
+# samples decode z ~ N(0, I). Both show the decoder's mean μ_θ(z), not a draw from N(μ_θ(z), s² I), whose pixel
+# noise would only hide the picture.
 
 # %%
 vae.eval()
@@ -334,6 +336,18 @@ eight_bit = ((held_out + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
 zlib_bpd = 8 * len(zlib.compress(eight_bit.tobytes(), 9)) / eight_bit.size
 print(f"VAE: {vae_bpd:.3f} ± {vae_bpd_se:.3f} bits/dim (an upper bound on its −log₂ p(x) per pixel) on "
       f"{len(bpd)} held-out frames; zlib on the same 8-bit frames: {zlib_bpd:.3f} bits/dim")
+s_learned = vae.scale().exp().item()
+background = (held_out < -1 + 1 / 127.5).float().mean().item()
+print(f"the decoder's noise level s = {s_learned:.3f} for every pixel: a pixel whose error is of that size costs "
+      f"½ log₂(2πe s²) + log₂ 127.5 = {0.5 * math.log2(2 * math.pi * math.e * s_learned**2) + OFFSET_8BIT_BITS:.2f} "
+      f"bits, and {background:.0%} of the pixels are exactly black background")
+
+# %% [markdown]
+# **Reading it.** A Gaussian decoder with one noise level charges every pixel for the same uncertainty, so the black
+# background, most of every frame and perfectly predictable, pays as much per pixel as a stroke's edge; a generic
+# compressor that only counts repeats exploits exactly that. The VAE's bound is what it optimises, not a good
+# compression of these frames: a decoder with a noise level per pixel, or a discrete likelihood per 8-bit value,
+# would spend almost nothing on the background.
 
 # %% [markdown]
 # ## 4 · A DCGAN, piece by piece
