@@ -6,8 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from vgcourse.autoencoders import (FrameVAE, FrameVAEConfig, frame_vae_small, frame_vae_tiny, gaussian_nll,
-                                   negative_elbo, vae_loss, vae_terms)
+from vgcourse.autoencoders import (
+    FrameVAE,
+    FrameVAEConfig,
+    frame_vae_small,
+    frame_vae_tiny,
+    gaussian_nll,
+    negative_elbo,
+    vae_loss,
+    vae_terms,
+)
 from vgcourse.train import TrainConfig, Trainer
 
 

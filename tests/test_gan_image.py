@@ -7,12 +7,34 @@ import pytest
 import torch
 from torch import nn
 
-from vgcourse.gan import (DCGANConfig, DCGANDiscriminator, DCGANGenerator, d_hinge, d_nonsaturating, dcgan,
-                          dcgan_paper, dcgan_small, dcgan_tiny, g_hinge, g_nonsaturating, gan_step,
-                          largest_singular_value, sample_z, standing_statistics)
+from vgcourse.gan import (
+    DCGANConfig,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    d_hinge,
+    d_nonsaturating,
+    dcgan,
+    dcgan_paper,
+    dcgan_small,
+    dcgan_tiny,
+    g_nonsaturating,
+    gan_step,
+    largest_singular_value,
+    sample_z,
+    standing_statistics,
+)
 from vgcourse.metrics import PROTOCOL
-from vgcourse.metrics.frames import (FrameEvaluator, digit_scores, format_frame_rows, frame_reference_rows,
-                                     frames_as_video, frames_of, grouped_jackknife_fd, mean_and_se, sharpness)
+from vgcourse.metrics.frames import (
+    FrameEvaluator,
+    digit_scores,
+    format_frame_rows,
+    frame_reference_rows,
+    frames_as_video,
+    frames_of,
+    grouped_jackknife_fd,
+    mean_and_se,
+    sharpness,
+)
 from vgcourse.metrics.frechet import gaussian_stats, jackknife_fd, jackknife_std
 from vgcourse.metrics.suite import Evaluator
 from vgcourse.train import TrainConfig, Trainer

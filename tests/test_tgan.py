@@ -4,8 +4,20 @@ import pytest
 import torch
 from torch import nn
 
-from vgcourse.gan import (ImageGenerator, TemporalGenerator, TGANConfig, TGANGenerator, VideoDiscriminator, gan_step,
-                          largest_singular_value, sample_z, tgan, tgan_paper, tgan_small, tgan_tiny)
+from vgcourse.gan import (
+    ImageGenerator,
+    TemporalGenerator,
+    TGANConfig,
+    TGANGenerator,
+    VideoDiscriminator,
+    gan_step,
+    largest_singular_value,
+    sample_z,
+    tgan,
+    tgan_paper,
+    tgan_small,
+    tgan_tiny,
+)
 from vgcourse.train import TrainConfig, Trainer
 
 

@@ -37,7 +37,9 @@
 # probe reads every size at 32×32. Its numbers are weaker than the gpu run's, committed in this notebook's outputs.
 
 # %%
-import time; STARTED = time.time()
+import time
+
+STARTED = time.time()
 import math
 import zlib
 
@@ -46,7 +48,8 @@ from einops import rearrange
 from matplotlib.figure import Figure
 from torch import nn
 
-from vgcourse.profiles import setup, pick
+from vgcourse.profiles import pick, setup
+
 S = setup(seed=0)          # prints profile, device, precision, compile, torch version
 torch.set_num_threads(pick(smoke=1, cpu=S.threads, gpu=S.threads))   # smoke is a CI check on shared cores
 
@@ -57,13 +60,23 @@ from vgcourse.data import MovingDigits
 from vgcourse.diffusion import OFFSET_8BIT_BITS, dequantize
 from vgcourse.display import plot_curves
 from vgcourse.exercises import check, solution
-from vgcourse.gan import (DCGANDiscriminator, DCGANGenerator, d_nonsaturating, dcgan, dcgan_small, dcgan_tiny,
-                          g_nonsaturating, gan_step, sample_z, standing_statistics)
+from vgcourse.gan import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    d_nonsaturating,
+    dcgan,
+    dcgan_small,
+    dcgan_tiny,
+    g_nonsaturating,
+    gan_step,
+    sample_z,
+    standing_statistics,
+)
 from vgcourse.metrics import PROTOCOL, Evaluator, psnr, reference_rows, score, verdict
 from vgcourse.metrics.frames import FrameEvaluator, format_frame_rows, frame_reference_rows, frames_as_video
 from vgcourse.metrics.protocol import format_rows, headline
 from vgcourse.results import PartTimer
-from vgcourse.train import Trainer, TrainConfig
+from vgcourse.train import TrainConfig, Trainer
 
 timer = PartTimer(STARTED)
 
@@ -409,9 +422,13 @@ def my_gan_step(G, D, opt_d, opt_g, real, z):
     """One alternating update (Goodfellow et al. 2014, Algorithm 1 with k = 1)."""
     fake = G(z)
     loss_d = d_nonsaturating(D(real), D(fake.detach()))             # softplus(−D(x)) + softplus(D(G(z)))
-    opt_d.zero_grad(); loss_d.backward(); opt_d.step()
+    opt_d.zero_grad()
+    loss_d.backward()
+    opt_d.step()
     loss_g = g_nonsaturating(D(fake))                               # softplus(−D(G(z))), through the updated D
-    opt_g.zero_grad(); loss_g.backward(); opt_g.step()
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
     return loss_d, loss_g
 
 # %% [markdown]

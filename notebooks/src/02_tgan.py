@@ -34,7 +34,9 @@
 # numbers are much weaker than the gpu run's, committed in this notebook's outputs.
 
 # %%
-import time; STARTED = time.time()
+import time
+
+STARTED = time.time()
 import copy
 import math
 
@@ -43,7 +45,8 @@ from einops import rearrange, repeat
 from matplotlib.figure import Figure
 from torch import nn
 
-from vgcourse.profiles import setup, pick
+from vgcourse.profiles import pick, setup
+
 S = setup(seed=0)          # prints profile, device, precision, compile, torch version
 torch.set_num_threads(pick(smoke=1, cpu=S.threads, gpu=S.threads))   # smoke is a CI check on shared cores
 
@@ -52,15 +55,27 @@ from vgcourse import results
 from vgcourse.data import MovingDigits
 from vgcourse.display import show_video
 from vgcourse.exercises import check, solution
-from vgcourse.gan import (TGANGenerator, VideoDiscriminator, clip_singular_values, d_wasserstein, g_wasserstein,
-                          gan_step, largest_singular_value, sample_z, standing_statistics, tgan, tgan_paper,
-                          tgan_small, tgan_tiny)
+from vgcourse.gan import (
+    TGANGenerator,
+    VideoDiscriminator,
+    clip_singular_values,
+    d_wasserstein,
+    g_wasserstein,
+    gan_step,
+    largest_singular_value,
+    sample_z,
+    standing_statistics,
+    tgan,
+    tgan_paper,
+    tgan_small,
+    tgan_tiny,
+)
 from vgcourse.metrics import PROTOCOL, Evaluator, reference_rows, score, verdict
 from vgcourse.metrics.corruptions import freeze_frames, shuffle_frames
 from vgcourse.metrics.frechet import frechet_distance, gaussian_stats
 from vgcourse.metrics.protocol import format_rows, headline
 from vgcourse.results import PartTimer
-from vgcourse.train import Trainer, TrainConfig
+from vgcourse.train import TrainConfig, Trainer
 
 timer = PartTimer(STARTED)
 
@@ -305,11 +320,15 @@ print("my_clip_singular_values matches vgcourse.gan.clip_singular_values")
 def my_wgan_svc_step(G, D, opt_d, opt_g, real, z, step: int, clip_every: int = 5):
     fake = G(z)
     loss_d = d_wasserstein(D(real), D(fake.detach()))              # E[D(G(z))] − E[D(x)]
-    opt_d.zero_grad(); loss_d.backward(); opt_d.step()
+    opt_d.zero_grad()
+    loss_d.backward()
+    opt_d.step()
     if (step + 1) % clip_every == 0:
         clip_singular_values(D)                                    # after the critic's update (the paper's code)
     loss_g = g_wasserstein(D(fake))                                # −E[D(G(z))]
-    opt_g.zero_grad(); loss_g.backward(); opt_g.step()
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -471,7 +490,10 @@ def curve_figure() -> Figure:
             ax.axvline(run_minutes, color="grey", linewidth=0.5)
         for (name, value), style in zip(curve_rows.items(), [":", "--", "-."]):
             ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{name} ({n_curve} clips)")
-        ax.set_yscale("log"); ax.set_xlabel("training minutes"); ax.set_title(title); ax.grid(alpha=0.3)
+        ax.set_yscale("log")
+        ax.set_xlabel("training minutes")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"Fréchet distance on {n_curve} clips ↓")
     axes[1].legend(fontsize=7)
     return fig

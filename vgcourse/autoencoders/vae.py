@@ -11,9 +11,10 @@ draw z = μ + σ ⊙ ε, ε ~ N(0, I), so that gradients flow through the draw i
 2017, eq. (4)) weights the KL term: loss = −E[log p(x|z)] + β · KL; β = 1 is the ELBO itself, β > 1 buys a smoother
 latent space with blurrier reconstructions, β < 1 the reverse.
 
-Frames are image batches (N, C, H, W) in [-1, 1] (8-bit frames dequantised with uniform noise stray 1/255 beyond). The encoder halves the resolution with strided 4×4 convolutions
-down to 4×4 and the decoder mirrors it with transposed convolutions, as a DCGAN's discriminator and generator do
-(:mod:`vgcourse.gan.dcgan`), with GroupNorm so that a frame's code never depends on the rest of its batch.
+Frames are image batches (N, C, H, W) in [-1, 1] (8-bit frames dequantised with uniform noise stray up to 1/255
+beyond). The encoder halves the resolution with strided 4×4 convolutions down to 4×4 and the decoder mirrors it with
+transposed convolutions, as a DCGAN's discriminator and generator do (:mod:`vgcourse.gan.dcgan`), with GroupNorm so
+that a frame's code never depends on the rest of its batch.
 """
 
 from __future__ import annotations
