@@ -112,7 +112,7 @@ gan_lr, gan_betas = 2e-4, (0.5, 0.999)             # Radford et al. 2016, §4
 ema_decay = pick(smoke=0.9, cpu=0.99, gpu=0.998)   # EMA of the generator's weights, for sampling
 n_frames = pick(smoke=64, cpu=512, gpu=1024)       # generated frames per row of the frame scores
 n_real = pick(smoke=8, cpu=64, gpu=PROTOCOL.n_real)   # held-out clips: their n_real × 16 frames are the reference
-n_clips = pick(smoke=8, cpu=48, gpu=PROTOCOL.n_gen)   # clips per row of the clip protocol (§8)
+n_clips = pick(smoke=8, cpu=24, gpu=PROTOCOL.n_gen)   # clips per row of the clip protocol (§8)
 standing = dict(batches=pick(smoke=2, cpu=4, gpu=8),   # standing statistics of the EMA generator (§5)
                 batch_size=pick(smoke=32, cpu=256, gpu=512))
 beta_exercise = 4.0                                # exercise 4: the KL weight of a second VAE
@@ -596,12 +596,12 @@ for name, row in [("VAE samples", vae_row), ("DCGAN samples", gan_row)]:
 
 # %%
 timer.start()
-clip_evaluator = Evaluator(data, n_real=pick(smoke=16, cpu=128, gpu=PROTOCOL.n_real), device=S.device)
+clip_evaluator = Evaluator(data, n_real=pick(smoke=16, cpu=64, gpu=PROTOCOL.n_real), device=S.device)
 clip_rows = reference_rows(clip_evaluator, n=n_clips)
 stacked = rearrange(G.sample(n_clips * data.frames, torch.Generator(S.device).manual_seed(7)),
                     "(b t) c h w -> b c t h w", t=data.frames)            # 16 independent DCGAN frames per clip
 clip_rows["DCGAN frames, stacked"] = score(clip_evaluator, stacked)
-print(f"{n_clips} clips per row against {pick(smoke=16, cpu=128, gpu=PROTOCOL.n_real)} held-out clips\n")
+print(f"{n_clips} clips per row against {pick(smoke=16, cpu=64, gpu=PROTOCOL.n_real)} held-out clips\n")
 print(format_rows(clip_rows))
 timer.lap("clip protocol")
 

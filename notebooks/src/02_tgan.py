@@ -27,7 +27,7 @@
 # | profile | clips | networks | training (4 runs, then the headline) | time |
 # |---|---|---|---|---|
 # | `smoke` | 16×16, 8 frames | tiny | 4 steps each, + 2 | < 1 min on 2 CPU cores (checks only) |
-# | `cpu` | 16×16, 8 frames | narrow (G₁ 64 → 1, critic 16 → 32) | 1.25 min each, + 1 min | ≈ 9 min on 2 CPU cores |
+# | `cpu` | 16×16, 8 frames | narrow (G₁ 64 → 1, critic 16 → 32) | 1 min each, + 0.75 min | ≈ 9 min on 2 CPU cores |
 # | `gpu` | 32×32, 16 frames | G₀ 0.8M + G₁ 1.1M, critic 2.6M | 0.75 min each, + 1 min | ≈ 5.5 min on one H200 |
 #
 # The smoke and cpu profiles work at 16×16 with 8 frames, and the clip metrics' probes read them at 32×32; their
@@ -101,18 +101,18 @@ config = pick(smoke=tgan_tiny(),                                            # 16
                             disc_channels=16),
               gpu=tgan_small())                                             # 32×32×16, G₁ 256 → 1, critic 64 → 256
 batch = pick(smoke=4, cpu=16, gpu=64)               # clips per step
-run_minutes = pick(smoke=None, cpu=1.25, gpu=0.75)  # training minutes of each run of the comparison
-extra_minutes = pick(smoke=None, cpu=1.0, gpu=1.0)  # then the headline run trains on for this long (§6)
-evals_per_run = pick(smoke=2, cpu=4, gpu=6)         # Fréchet distances along each run
-extra_evals = pick(smoke=1, cpu=2, gpu=4)           # ... and along the headline run's extra minutes
+run_minutes = pick(smoke=None, cpu=1.0, gpu=0.75)   # training minutes of each run of the comparison
+extra_minutes = pick(smoke=None, cpu=0.75, gpu=1.0)  # then the headline run trains on for this long (§6)
+evals_per_run = pick(smoke=2, cpu=3, gpu=6)         # Fréchet distances along each run
+extra_evals = pick(smoke=1, cpu=1, gpu=4)           # ... and along the headline run's extra minutes
 segment_steps = pick(smoke=2, cpu=1_000_000, gpu=1_000_000)   # a cap per segment: the minutes decide
 ema_decay = pick(smoke=0.9, cpu=0.99, gpu=0.995)    # EMA of the generator's weights, for sampling
-standing = dict(batches=pick(smoke=2, cpu=4, gpu=8),   # standing statistics of the EMA generators (§4)
-                batch_size=pick(smoke=16, cpu=64, gpu=256))
+standing = dict(batches=pick(smoke=2, cpu=2, gpu=8),   # standing statistics of the EMA generators (§4)
+                batch_size=pick(smoke=16, cpu=32, gpu=256))
 seeds = [0, 1]
-n_curve = pick(smoke=8, cpu=64, gpu=256)            # clips per point of the training curves
-n_gen = pick(smoke=8, cpu=64, gpu=PROTOCOL.n_gen)   # clips per row of the final table (the protocol: 384)
-n_real = pick(smoke=16, cpu=128, gpu=PROTOCOL.n_real)   # held-out reference clips (the protocol: 512)
+n_curve = pick(smoke=8, cpu=32, gpu=256)            # clips per point of the training curves
+n_gen = pick(smoke=8, cpu=32, gpu=PROTOCOL.n_gen)   # clips per row of the final table (the protocol: 384)
+n_real = pick(smoke=16, cpu=64, gpu=PROTOCOL.n_real)    # held-out reference clips (the protocol: 512)
 RECIPES = {  # the same networks; what differs is the loss, the critic's constraint and the optimisers (D, G)
     "WGAN + SVC": dict(loss="wasserstein", disc_norm="batch", clip_every=5,                # the paper's code
                        d_optimizer=lambda params: torch.optim.RMSprop(params, lr=5e-5),
