@@ -306,7 +306,7 @@ vae = FrameVAE(vae_config).to(S.device)
 vae_trainer = Trainer(vae, vae_optimizer(vae),
                       lambda step: dequantize(quantise(frames_at(step))),
                       TrainConfig(steps=max_steps, max_minutes=vae_minutes, amp=False, compile=False, desc="vae",
-                                  log_every=pick(smoke=1, cpu=25, gpu=100)),
+                                  log_every=pick(smoke=1, cpu=5, gpu=50)),
                       loss_fn=vae_loss, model_config=vars(vae_config))
 vae_summary = vae_trainer.fit()
 vae_time = timer.lap("VAE training")
@@ -481,7 +481,7 @@ torch.manual_seed(0)
 gan = dcgan(gan_config).to(S.device)
 gan_trainer = Trainer(gan, {"disc": adam(gan["D"]), "gen": adam(gan["G"])}, frames_at,
                       TrainConfig(steps=max_steps, max_minutes=gan_minutes, grad_clip=None, ema_decay=ema_decay,
-                                  amp=False, compile=False, desc="dcgan", log_every=pick(smoke=1, cpu=25, gpu=100)),
+                                  amp=False, compile=False, desc="dcgan", log_every=pick(smoke=1, cpu=5, gpu=50)),
                       step_fn=lambda trainer, real: gan_step(trainer, real, sample_z(len(real), gan_config.z_dim,
                                                                                       S.device)),
                       ema_of=gan["G"], model_config=vars(gan_config))

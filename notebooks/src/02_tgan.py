@@ -106,7 +106,7 @@ extra_minutes = pick(smoke=None, cpu=0.75, gpu=1.0)  # then the headline run tra
 evals_per_run = pick(smoke=2, cpu=3, gpu=6)         # Fréchet distances along each run
 extra_evals = pick(smoke=1, cpu=1, gpu=4)           # ... and along the headline run's extra minutes
 segment_steps = pick(smoke=2, cpu=1_000_000, gpu=1_000_000)   # a cap per segment: the minutes decide
-ema_decay = pick(smoke=0.9, cpu=0.99, gpu=0.995)    # EMA of the generator's weights, for sampling
+ema_decay = pick(smoke=0.9, cpu=0.98, gpu=0.995)    # EMA of the generator's weights, for sampling
 standing = dict(batches=pick(smoke=2, cpu=2, gpu=8),   # standing statistics of the EMA generators (§4)
                 batch_size=pick(smoke=16, cpu=32, gpu=256))
 seeds = [0, 1]
@@ -442,7 +442,7 @@ def train_run(recipe: str, seed: int) -> dict:
         clip_stream(data, batch, seed=seed, device=S.device),
         TrainConfig(steps=segment_steps, max_minutes=run_minutes / evals_per_run if run_minutes else None,
                     grad_clip=None, ema_decay=ema_decay, amp=False, compile=False, progress=False,
-                    log_every=pick(smoke=1, cpu=25, gpu=100)),
+                    log_every=pick(smoke=1, cpu=5, gpu=50)),
         step_fn=lambda t, real: gan_step(t, real, sample_z(len(real), config.z_dim, S.device), loss=spec["loss"],
                                          clip_every=spec["clip_every"]),
         ema_of=nets["G"], model_config=vars(config) | {"recipe": recipe})
