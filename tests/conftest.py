@@ -1,4 +1,5 @@
-"""Shared test setup: one CPU thread per test process (tiny models run faster so, and CI has 2 cores)."""
+"""Shared test setup: one CPU thread per test process (tiny models run faster so, and CI has 2 cores). The time limit
+of every test is in the repository's conftest.py."""
 
 import os
 

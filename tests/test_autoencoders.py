@@ -5,11 +5,17 @@ import math
 import pytest
 import torch
 
-from vgcourse.autoencoders import (DiagonalGaussian, VectorQuantizer, VideoAutoencoder, VQVideoAutoencoder,
-                                   kl_f4_tiny, vq_tiny)
+from vgcourse.autoencoders import (
+    DiagonalGaussian,
+    VectorQuantizer,
+    VideoAutoencoder,
+    VQVideoAutoencoder,
+    kl_f4_tiny,
+    vq_tiny,
+)
 from vgcourse.autoencoders.vq import AxialAttention
-from vgcourse.metrics.reconstruction import codebook_usage
 from vgcourse.metrics import codebook_stats
+from vgcourse.metrics.reconstruction import codebook_usage
 
 
 def _video(b, c, t, h, w, seed=0):

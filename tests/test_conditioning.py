@@ -3,21 +3,31 @@ the U-Net's vector and channel conditioning, mask IoU, diversity, and the camera
 
 import pytest
 import torch
+from helpers import randomised
 
 from vgcourse.data import CaptionedShapes, VideoBatch, caption, tokenize
 from vgcourse.data.shapes import COLOUR_RGB, DIRECTION_VECTORS, PANS
 from vgcourse.diffusion import VideoUNet, guided_eps, video_unet_tiny
+from vgcourse.diffusion.conditioning import (
+    CONDITIONS,
+    CaptionEncoder,
+    ConditionalDenoiser,
+    ConditionalDenoiserConfig,
+    Conditions,
+    brush_map,
+    concat_channels,
+    condition_channels,
+    conditions_from_batch,
+    drop_conditions,
+    group_diversity,
+    object_captions,
+    structure_masks,
+    with_uncond,
+)
 from vgcourse.dit import DiTConfig
-from vgcourse.diffusion.conditioning import (CONDITIONS, CaptionEncoder, ConditionalDenoiser,
-                                             ConditionalDenoiserConfig, Conditions, brush_map, concat_channels,
-                                             condition_channels, conditions_from_batch, drop_conditions,
-                                             group_diversity, object_captions, structure_masks,
-                                             with_uncond)
+from vgcourse.metrics import mask_iou
 from vgcourse.metrics.attributes import detect_pan
 from vgcourse.metrics.tracking import foreground
-from helpers import randomised
-from vgcourse.metrics import mask_iou
-
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,18 @@ import numpy as np
 import pytest
 import torch
 
-from vgcourse.data import (COLOUR_NAMES, DIRECTION_NAMES, SHAPES, VOCAB, BouncingBalls, CaptionedShapes,
-                           MovingDigits, load_digit_images, load_moving_mnist, tokenize)
+from vgcourse.data import (
+    COLOUR_NAMES,
+    DIRECTION_NAMES,
+    SHAPES,
+    VOCAB,
+    BouncingBalls,
+    CaptionedShapes,
+    MovingDigits,
+    load_digit_images,
+    load_moving_mnist,
+    tokenize,
+)
 from vgcourse.data.digits import digit_split
 from vgcourse.metrics import detect_attributes
 

@@ -5,8 +5,16 @@ import math
 import pytest
 import torch
 
-from vgcourse.diffusion import (SamplingResult, cosine_schedule, ddim_sample, ddim_timesteps, ddpm_sample,
-                                diffusion_loss, guided_eps, linear_schedule)
+from vgcourse.diffusion import (
+    SamplingResult,
+    cosine_schedule,
+    ddim_sample,
+    ddim_timesteps,
+    ddpm_sample,
+    diffusion_loss,
+    guided_eps,
+    linear_schedule,
+)
 
 
 def oracle(schedule, points: torch.Tensor):

@@ -12,8 +12,19 @@ import pytest
 import torch
 from PIL import Image
 
-from vgcourse.display import (VideoScrubber, ema, encode_video, frame_image, plot_curves, plot_metric_bars,
-                              plot_xy, read_video, save_video, show_video, side_by_side)
+from vgcourse.display import (
+    VideoScrubber,
+    ema,
+    encode_video,
+    frame_image,
+    plot_curves,
+    plot_metric_bars,
+    plot_xy,
+    read_video,
+    save_video,
+    show_video,
+    side_by_side,
+)
 from vgcourse.video import to_uint8, video_grid
 
 

@@ -1,8 +1,10 @@
-"""Tests of vgcourse.train.distributed: two CPU processes under DDP take the step one process takes on the whole batch."""
+"""Tests of vgcourse.train.distributed: two CPU processes under DDP take the step one process takes on the whole
+batch."""
 
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 import torch
@@ -11,11 +13,19 @@ import torch.nn.functional as F
 
 from vgcourse.data import MovingDigits
 from vgcourse.dit import DiT, DiT_Tiny
-from vgcourse.train import Trainer, TrainConfig
-from vgcourse.train.distributed import (DistributedEnv, init_distributed, local_rows, seed_for_rank, shard_batches,
-                                        unwrap, wrap_model)
+from vgcourse.train import TrainConfig, Trainer
+from vgcourse.train.distributed import (
+    DistributedEnv,
+    init_distributed,
+    local_rows,
+    seed_for_rank,
+    shard_batches,
+    unwrap,
+    wrap_model,
+)
 
 GLOBAL_BATCH, STEPS, WORLD = 4, 3, 2
+SPAWN_LIMIT_S = 240  # two fresh processes import torch and train 3 tiny steps: well under a minute on 2 cores
 CONFIG = DiT_Tiny(input_size=8, frames=2, in_channels=1, num_classes=0, depth=1, hidden_size=32, num_heads=2,
                   patch_size=2, temporal_patch=1)
 
@@ -71,8 +81,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def loopback_problem(timeout: float = 5.0) -> str | None:
+    """Why two processes could not talk over 127.0.0.1 here (a sandbox without a loopback interface), or None."""
+    try:
+        with socket.socket() as server:
+            server.settimeout(timeout)
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            with socket.create_connection(server.getsockname(), timeout=timeout):
+                server.accept()[0].close()
+    except OSError as err:
+        return f"no working loopback interface: a connection to 127.0.0.1 failed ({err!r})"
+    return None
+
+
+def spawn_with_limit(fn, args: tuple, nprocs: int, limit_s: float) -> None:
+    """``torch.multiprocessing.spawn`` that fails, naming the limit, when the processes are not done in ``limit_s``
+    (and kills them): gloo waits for its peers without end if they cannot reach each other."""
+    context = mp.start_processes(fn, args=args, nprocs=nprocs, join=False, start_method="spawn")
+    deadline = time.monotonic() + limit_s
+    try:
+        while not context.join(timeout=max(0.1, deadline - time.monotonic())):
+            if time.monotonic() >= deadline:
+                alive = sum(p.is_alive() for p in context.processes)
+                pytest.fail(f"{alive} of {nprocs} DDP processes still running after {limit_s:g} s; expected them to "
+                            "finish well within it (do they reach each other over 127.0.0.1?)")
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.kill()
+
+
+@pytest.mark.timeout(SPAWN_LIMIT_S + 60)
 def test_two_process_ddp_update_equals_one_process_on_the_whole_batch(tmp_path, monkeypatch) -> None:
-    mp.spawn(worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    problem = loopback_problem()
+    if problem:
+        pytest.skip(problem)
+    spawn_with_limit(worker, (free_port(), str(tmp_path)), WORLD, SPAWN_LIMIT_S)
     for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         monkeypatch.delenv(var, raising=False)
     single = train(init_distributed(device="cpu"))
@@ -95,6 +140,25 @@ def test_single_process_is_unchanged(monkeypatch) -> None:
     assert wrap_model(model, env) is model and unwrap(model) is model
     assert shard_batches(global_batch, env) is global_batch
     assert seed_for_rank(7, env) == 7
+
+
+def test_spawn_with_limit_fails_saying_so_when_processes_hang() -> None:
+    with pytest.raises(pytest.fail.Exception, match=r"2 of 2 DDP processes still running after 1 s"):
+        spawn_with_limit(_sleep, (60,), 2, 1.0)
+
+
+def _sleep(rank: int, seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def test_loopback_problem_says_why(monkeypatch) -> None:
+    assert loopback_problem() is None  # this machine has a loopback interface (else the DDP test is skipped)
+
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert "no working loopback interface: a connection to 127.0.0.1 failed" in loopback_problem()
 
 
 def test_local_rows_partition_the_global_batch(monkeypatch) -> None:

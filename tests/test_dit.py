@@ -6,9 +6,26 @@ import pytest
 import torch
 from torch import nn
 
-from vgcourse.dit import (DIT_CONFIGS, PAPER_GFLOPS, PAPER_IMAGENET_256, PAPER_PARAMS_M, DiT, DiT_S_8, DiT_Tiny,
-                          DiT_XL_2, DiTConfig, PatchEmbed3D, flops_per_forward, measured_flops_per_forward,
-                          num_parameters, patchify, sincos_1d, sincos_2d, sincos_3d, unpatchify)
+from vgcourse.dit import (
+    DIT_CONFIGS,
+    PAPER_GFLOPS,
+    PAPER_IMAGENET_256,
+    PAPER_PARAMS_M,
+    DiT,
+    DiT_S_8,
+    DiT_Tiny,
+    DiT_XL_2,
+    DiTConfig,
+    PatchEmbed3D,
+    flops_per_forward,
+    measured_flops_per_forward,
+    num_parameters,
+    patchify,
+    sincos_1d,
+    sincos_2d,
+    sincos_3d,
+    unpatchify,
+)
 
 VIDEO = dict(input_size=16, frames=8, in_channels=4, temporal_patch=2, num_classes=10, depth=2)
 

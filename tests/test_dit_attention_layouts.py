@@ -1,4 +1,5 @@
-"""Tests of vgcourse.dit.attention_layouts: each layout equals the attention it claims, and costs are ordered."""
+"""Tests of vgcourse.nn.layouts (the spacetime attention layouts the DiT uses): each layout equals the attention it
+claims, and costs are ordered."""
 
 from __future__ import annotations
 
@@ -6,9 +7,20 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from vgcourse.dit import (DiT, DiT_Tiny, attend, attention_flops, full_attention, layout_step, spatial_attention,
-                          temporal_attention, window_attention)
+import vgcourse.dit
+import vgcourse.dit.attention_layouts
+from vgcourse.dit import DiT, DiT_Tiny
+from vgcourse.nn import layouts
 from vgcourse.nn.attention import attention
+from vgcourse.nn.layouts import (
+    attend,
+    attention_flops,
+    full_attention,
+    layout_step,
+    spatial_attention,
+    temporal_attention,
+    window_attention,
+)
 
 
 def qkv(grid: tuple[int, int, int], b: int = 2, heads: int = 2, d: int = 8, seed: int = 0) -> list[torch.Tensor]:
@@ -120,3 +132,10 @@ def test_layout_errors() -> None:
         full_attention(q, k, v, (2, 4, 5))
     with pytest.raises(ValueError, match="attention_layout in"):
         layout_step("dilated", 0)
+
+
+def test_old_paths_re_export_the_layouts() -> None:
+    for name in ("LAYOUTS", "attend", "attention_flops", "full_attention", "layout_step", "spatial_attention",
+                 "temporal_attention", "window_attention"):
+        assert getattr(vgcourse.dit, name) is getattr(layouts, name)
+        assert getattr(vgcourse.dit.attention_layouts, name) is getattr(layouts, name)

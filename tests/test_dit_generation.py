@@ -10,8 +10,17 @@ from vgcourse.data import MovingDigits, tokenize
 from vgcourse.diffusion import ddim_sample, linear_schedule
 from vgcourse.diffusion.ddpm import ddim_timesteps
 from vgcourse.dit import DiT, DiTConfig
-from vgcourse.dit.generation import (CroppedDigits, TextDiT, bucket_stream, ddim_from, extend, replace_known,
-                                     sdedit, sdedit_timesteps, seam_jumps)
+from vgcourse.dit.generation import (
+    CroppedDigits,
+    TextDiT,
+    bucket_stream,
+    ddim_from,
+    extend,
+    replace_known,
+    sdedit,
+    sdedit_timesteps,
+    seam_jumps,
+)
 
 SCHEDULE = linear_schedule(100)
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from vgcourse.diffusion import guided_eps
-from vgcourse.metrics import mask_iou
 from vgcourse.exercises import FAIL, all_exercises, check, solution
+from vgcourse.metrics import mask_iou
 
 NAMES = ["mask_iou", "caption_pool", "two_condition_guidance"]
 

@@ -25,7 +25,7 @@ def unpatchify_channels_first(tokens, grid, pt, p):  # reads each token as (C, p
 
 
 def unpatchify_reshape(tokens, grid, pt, p):  # a bare reshape: right size, wrong places
-    b, l, v = tokens.shape
+    b, _, v = tokens.shape
     return tokens.reshape(b, v // (pt * p * p), grid[0] * pt, grid[1] * p, grid[2] * p)
 
 

@@ -23,7 +23,7 @@ def partition_tokens_swapped(q, grid, window):  # tokens inside a window in (w, 
 
 
 def partition_bare_reshape(q, grid, window):  # consecutive tokens, not neighbours in space
-    b, n, l, d = q.shape
+    b, n, length, d = q.shape
     s = window[0] * window[1] * window[2]
     return rearrange(q, "b n (k s) d -> (b k) n s d", s=s)
 

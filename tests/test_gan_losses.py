@@ -6,8 +6,19 @@ import pytest
 import torch
 from torch import nn
 
-from vgcourse.gan import (adversarial_losses, apply_spectral_norm, clip_singular_values, d_hinge, d_nonsaturating,
-                          d_wasserstein, g_hinge, g_nonsaturating, g_wasserstein, largest_singular_value, r1_penalty)
+from vgcourse.gan import (
+    adversarial_losses,
+    apply_spectral_norm,
+    clip_singular_values,
+    d_hinge,
+    d_nonsaturating,
+    d_wasserstein,
+    g_hinge,
+    g_nonsaturating,
+    g_wasserstein,
+    largest_singular_value,
+    r1_penalty,
+)
 from vgcourse.train import EMA, TrainConfig, Trainer
 
 
@@ -30,7 +41,9 @@ def test_nonsaturating_discriminator_optimum_is_the_density_ratio():
     for _ in range(500):
         loss = p_data * d_nonsaturating(logit, torch.full((1,), -1e9)) + p_g * d_nonsaturating(
             torch.full((1,), 1e9), logit)
-        opt.zero_grad(); loss.backward(); opt.step()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     assert logit.item() == pytest.approx(math.log(p_data / p_g), abs=1e-3)
 
 
@@ -72,7 +85,10 @@ def test_singular_value_clipping_bounds_every_layer_and_keeps_small_ones():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv3d(2, 4, 3), nn.BatchNorm3d(4), nn.ConvTranspose2d(4, 3, 4, 2), nn.Linear(5, 5))
     with torch.no_grad():
-        net[0].weight.mul_(20); net[2].weight.mul_(20); net[3].weight.mul_(0.01); net[1].weight.fill_(5.0)
+        net[0].weight.mul_(20)
+        net[2].weight.mul_(20)
+        net[3].weight.mul_(0.01)
+        net[1].weight.fill_(5.0)
     small = net[3].weight.clone()
     assert clip_singular_values(net) == 3  # two convs and the batch norm; the small linear is left alone
     for layer in (net[0], net[2]):
@@ -85,7 +101,8 @@ def test_singular_value_clipping_bounds_every_layer_and_keeps_small_ones():
 def test_ema_of_the_generator_is_what_samples():
     torch.manual_seed(0)
     models = nn.ModuleDict({"G": nn.Linear(2, 2), "D": nn.Linear(2, 1)})
-    opts = {"disc": torch.optim.Adam(models["D"].parameters(), 1e-2), "gen": torch.optim.Adam(models["G"].parameters(), 1e-2)}
+    opts = {"disc": torch.optim.Adam(models["D"].parameters(), 1e-2),
+            "gen": torch.optim.Adam(models["G"].parameters(), 1e-2)}
 
     def step(trainer, batch):
         g, d = trainer.forward_model["G"], trainer.forward_model["D"]

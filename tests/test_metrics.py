@@ -6,10 +6,26 @@ import pytest
 import torch
 
 from vgcourse.data import BouncingBalls, CaptionedShapes, MovingDigits
-from vgcourse.metrics import (Evaluator, add_noise, attribute_accuracy, attribute_consistency, bits_per_dim,
-                              calibration_table, codebook_usage, count_objects, evaluate, frechet_distance,
-                              frechet_distance_features, gaussian_stats, jackknife_fd, jackknife_std, motion_stats,
-                              psnr, ssim, track_centroids)
+from vgcourse.metrics import (
+    Evaluator,
+    add_noise,
+    attribute_accuracy,
+    attribute_consistency,
+    bits_per_dim,
+    calibration_table,
+    codebook_usage,
+    count_objects,
+    evaluate,
+    frechet_distance,
+    frechet_distance_features,
+    gaussian_stats,
+    jackknife_fd,
+    jackknife_std,
+    motion_stats,
+    psnr,
+    ssim,
+    track_centroids,
+)
 from vgcourse.metrics.train_probes import probe_accuracy
 
 

@@ -84,22 +84,32 @@ def test_build_executes_a_notebook(tmp_path, monkeypatch):
     monkeypatch.setattr(build, "NOTEBOOKS", nbdir)
     monkeypatch.setenv("PYTHONPATH", str(results.REPO_ROOT))
     out = tmp_path / "out"
-    assert build.main(["01", "--profile", "smoke", "--out", str(out)]) == 0
+    assert build.main(["01", "--profile", "smoke", "--out", str(out), "--timeout", "120"]) == 0
     executed = nbformat.read(out / "01_tiny.ipynb", as_version=4)
     assert "hello" in executed.cells[0].outputs[-1]["text"]
     assert json.loads((out / "results" / "01_tiny.json").read_text())["profile"] == "smoke"
     with pytest.raises(SystemExit, match="boom"):
-        build.main(["02", "--profile", "smoke", "--out", str(out)])
+        build.main(["02", "--profile", "smoke", "--out", str(out), "--timeout", "120"])
     assert (out / "02_bad.ipynb").exists()
 
 
-def test_cli_usage_and_pytest_exit_5(monkeypatch):
+def test_cli_usage_lint_first_and_pytest_exit_5(monkeypatch):
     from vgcourse import __main__ as cli
 
     assert cli.main(["--help"]) == 0
     assert cli.main(["frobnicate"]) == 2
-    monkeypatch.setattr(cli.subprocess, "run", lambda *a, **k: type("R", (), {"returncode": 5})())
-    assert cli.test(["--unit"]) == 1
+    calls, codes = [], {"ruff": 0, "pytest": 5}
+
+    def run(cmd, **kwargs):
+        tool = cmd[2]  # [python, "-m", tool, ...]
+        calls.append(tool)
+        return type("R", (), {"returncode": codes[tool]})()
+
+    monkeypatch.setattr(cli.subprocess, "run", run)
+    assert cli.test(["--unit"]) == 1 and calls == ["ruff", "pytest"]  # pytest's "no tests" is a failure
+    calls.clear()
+    codes["ruff"] = 1
+    assert cli.test(["--unit"]) == 1 and calls == ["ruff"]  # lint findings: fail before pytest
 
 
 def test_build_keeps_the_partial_notebook_when_stopped(tmp_path):

@@ -14,9 +14,18 @@ import pytest
 import torch
 
 from vgcourse.diffusion.ncsn import annealed_langevin, dsm_loss, geometric_sigmas
-from vgcourse.diffusion.samplers import (OFFSET_8BIT_BITS, ContinuousTimeWrapper, dopri5, likelihood_bpd,
-                                         log_likelihood, ode_encode, ode_sample, pc_sample, score_from_eps)
-from vgcourse.diffusion.sde import SDE, VESDE, SubVPSDE, VPSDE
+from vgcourse.diffusion.samplers import (
+    OFFSET_8BIT_BITS,
+    ContinuousTimeWrapper,
+    dopri5,
+    likelihood_bpd,
+    log_likelihood,
+    ode_encode,
+    ode_sample,
+    pc_sample,
+    score_from_eps,
+)
+from vgcourse.diffusion.sde import SDE, VESDE, VPSDE, SubVPSDE
 
 MU = torch.tensor([0.5, -1.0, 0.0, 1.5], dtype=torch.float64)
 S = torch.tensor([0.5, 1.0, 0.3, 0.8], dtype=torch.float64)   # per-dimension standard deviations (Σ diagonal)

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from vgcourse.diffusion.sde import SDE, VESDE, SubVPSDE, VPSDE
+from vgcourse.diffusion.sde import SDE, VESDE, VPSDE, SubVPSDE
 
 SDES = [VPSDE(), SubVPSDE(), VESDE()]
 IDS = ["vp", "subvp", "ve"]

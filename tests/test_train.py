@@ -9,8 +9,19 @@ import torch
 from torch import nn
 
 from vgcourse.data import MovingDigits
-from vgcourse.train import (EMA, CheckpointError, NonFiniteLossError, TrainConfig, Trainer, count_flops,
-                            load_checkpoint, load_model_state, load_shipped, save_checkpoint, warmup_cosine)
+from vgcourse.train import (
+    EMA,
+    CheckpointError,
+    NonFiniteLossError,
+    TrainConfig,
+    Trainer,
+    count_flops,
+    load_checkpoint,
+    load_model_state,
+    load_shipped,
+    save_checkpoint,
+    warmup_cosine,
+)
 from vgcourse.train import checkpoint as ckpt
 from vgcourse.train.schedules import retarget
 

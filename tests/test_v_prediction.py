@@ -4,8 +4,15 @@ import pytest
 import torch
 from torch import nn
 
-from vgcourse.diffusion import (VPrediction, cosine_schedule, ddim_sample, ddpm_sample, diffusion_loss,
-                                linear_schedule, v_target)
+from vgcourse.diffusion import (
+    VPrediction,
+    cosine_schedule,
+    ddim_sample,
+    ddpm_sample,
+    diffusion_loss,
+    linear_schedule,
+    v_target,
+)
 from vgcourse.dit.generation import ddim_from
 
 

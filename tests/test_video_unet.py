@@ -3,13 +3,19 @@
 import pytest
 import torch
 from einops import rearrange
-
-from vgcourse.diffusion import (VideoUNet, count_parameters, diffusion_loss, estimate_parameters, linear_schedule,
-                                video_unet_base, video_unet_tiny)
-from vgcourse.diffusion.unet import JointSpaceTimeAttention, SpaceTimeBlock, TemporalAttention, TemporalConv
-from vgcourse.nn.attention import attention
 from helpers import randomised
 
+from vgcourse.diffusion import (
+    VideoUNet,
+    count_parameters,
+    diffusion_loss,
+    estimate_parameters,
+    linear_schedule,
+    video_unet_base,
+    video_unet_tiny,
+)
+from vgcourse.diffusion.unet import JointSpaceTimeAttention, SpaceTimeBlock, TemporalAttention, TemporalConv
+from vgcourse.nn.attention import attention
 
 
 def make(**kw) -> VideoUNet:

@@ -15,12 +15,12 @@ import platform
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from vgcourse.paths import REPO_ROOT, build_dir
-from vgcourse.profiles import current_profile
+from vgcourse.profiles import cpu_threads, current_profile
 
 ENV_VAR = "VGCOURSE_RESULTS_DIR"
 COMMITTED = REPO_ROOT / "notebooks" / "results"
@@ -134,14 +134,159 @@ def markdown_table(directory: str | Path | None = None) -> str:
     directory = Path(directory or COMMITTED)
     rows = ["| chapter | headline (course metrics on generated samples) | device | profile | wall time |",
             "|---|---|---|---|---|"]
-    for path in sorted(directory.glob("*.json")):
+    for path in sorted(directory.glob("[0-9][0-9]_*.json")):  # chapters' files (not times.json)
         payload = json.loads(path.read_text())
-        numbers = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in headline(payload).items())
+        numbers = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in headline(payload).items())
         wall = payload.get("wall_time_s")
         rows.append(f"| {payload['chapter']} | {numbers or '—'} | {payload['device']} | {payload['profile']} | "
                     f"{'—' if wall is None else f'{wall / 60:.1f} min'} |")
     return "\n".join(rows)
 
 
+# ---- measured times -------------------------------------------------------------------------------------------
+TIMES = COMMITTED / "times.json"
+
+
+def machine_name(profile: str | None = None) -> str:
+    """What a time was measured on: the GPU's name in the ``gpu`` profile, else the CPU cores and model."""
+    if (profile or current_profile()) == "gpu" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu_threads()} CPU cores ({model})"
+
+
+def load_average() -> float | None:
+    """The machine's 1-minute load average (None where the system has none): a measured time is honest only at low
+    load, and the times file says what the load was."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def _provenance() -> dict[str, Any]:
+    return {"date": time.strftime("%Y-%m-%d"), "commit": git_commit(), "torch": torch.__version__}
+
+
+def _update_times(update: Callable[[dict], None], path: Path | None = None) -> Path:
+    path = Path(path or TIMES)
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    update(times)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(times, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    return path
+
+
+def record_build_times(seconds: dict[str, float], profile: str, machine: str | None = None,
+                       path: Path | None = None, load: dict[str, float | None] | None = None) -> Path:
+    """Add each chapter's build wall time (seconds, a whole notebook in a fresh kernel) to ``times.json``, under
+    ``build/<profile>/<machine>``, with the load average at its start (``load``); entries of other chapters,
+    profiles and machines are kept."""
+    machine = machine or machine_name(profile)
+
+    def update(times: dict) -> None:
+        chapters = times.setdefault("build", {}).setdefault(profile, {}).setdefault(machine, {})
+        for chapter, s in seconds.items():
+            chapters[chapter] = {"seconds": round(float(s), 1), "load": (load or {}).get(chapter)} | _provenance()
+
+    return _update_times(update, path)
+
+
+def record_test_time(command: str, seconds: float, counts: dict[str, int], machine: str | None = None,
+                     path: Path | None = None, load: float | None = None) -> Path:
+    """Add one timed run of the test command (``command``, e.g. ``python3 -m vgcourse test``) to ``times.json``:
+    its wall time (ruff and pytest), pytest's counts (``tests``, ``skipped``, ``failures``, ``errors``) and the load
+    average at its start."""
+    machine = machine or machine_name("cpu")
+
+    def update(times: dict) -> None:
+        times.setdefault("test", {}).setdefault(command, {})[machine] = (
+            {"seconds": round(float(seconds), 1), "load": load} | {k: int(v) for k, v in counts.items()}
+            | _provenance())
+
+    return _update_times(update, path)
+
+
+def _span(values: list[float]) -> str:
+    return f"{values[0]:g}" if values[0] == values[-1] else f"{values[0]:g}–{values[-1]:g}"
+
+
+def _minutes(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def times_table(path: Path | None = None) -> str:
+    """The README's table of measured times, built from ``times.json`` (never typed in): each chapter's build time
+    per profile and machine, the build of all of them, and the test command."""
+    path = Path(path or TIMES)
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    columns = [(profile, machine) for profile in ("smoke", "cpu", "gpu")
+               for machine in sorted(times.get("build", {}).get(profile, {}))]
+    lines = []
+    if columns:
+        build = times["build"]
+        chapters = sorted({c for profile, machine in columns for c in build[profile][machine]})
+        lines += ["| chapter | " + " | ".join(f"`{p}` on {m}" for p, m in columns) + " |",
+                  "|---|" + "---|" * len(columns)]
+        for chapter in chapters:
+            cells = [_minutes(build[p][m].get(chapter, {}).get("seconds")) for p, m in columns]
+            lines.append(f"| {chapter} | " + " | ".join(cells) + " |")
+        totals = []
+        for p, m in columns:
+            got = [build[p][m].get(c, {}).get("seconds") for c in chapters]
+            totals.append(_minutes(sum(got)) if None not in got else "—")
+        lines.append("| all of the above | " + " | ".join(totals) + " |")
+        entries = [e for p, m in columns for e in build[p][m].values()]
+        dates = sorted({e["date"] for e in entries})
+        loads = sorted(e["load"] for e in entries if e.get("load") is not None)
+        lines.append("")
+        lines.append("Wall time of each notebook in a fresh kernel (`python3 -m vgcourse build --profile P "
+                     "--record-times`), measured " + (dates[0] + (f" to {dates[-1]}" if len(dates) > 1 else ""))
+                     + (f"; load average at the chapters' starts {_span(loads)}" if loads else "") + ".")
+    for command, machines in sorted(times.get("test", {}).items()):
+        for machine, e in sorted(machines.items()):
+            skipped = f", {e['skipped']} skipped" if e.get("skipped") else ""
+            load = f" (load average {e['load']:g} at its start)" if e.get("load") is not None else ""
+            lines += ["", f"`{command}` on {machine}, measured {e['date']}{load}: {e['tests']} tests{skipped}, "
+                          f"{_minutes(e['seconds'])} (ruff, then pytest; set-up excluded)."]
+    return "\n".join(lines).strip()
+
+
+README = REPO_ROOT / "README.md"
+README_SECTIONS = {"results-table": markdown_table, "times-table": times_table}
+
+
+def update_readme(path: Path | None = None) -> list[str]:
+    """Rewrite the README's generated sections (between ``<!-- name -->`` and ``<!-- /name -->``) from the committed
+    files; return the names of the sections that changed."""
+    path = Path(path or README)
+    text = path.read_text()
+    changed = []
+    for name, make in README_SECTIONS.items():
+        start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+        if start not in text or end not in text:
+            raise ValueError(f"expected the markers {start} and {end} in {path}")
+        head, rest = text.split(start, 1)
+        old, tail = rest.split(end, 1)
+        new = f"\n{make()}\n"
+        changed += [name] if old != new else []
+        text = head + start + new + end + tail
+    path.write_text(text)
+    return changed
+
+
 if __name__ == "__main__":
-    print(markdown_table())
+    import sys
+
+    if "--readme" in sys.argv[1:]:
+        print(f"README sections rewritten: {', '.join(update_readme()) or 'none (already current)'}")
+    else:
+        print(times_table() if "--times" in sys.argv[1:] else markdown_table())

@@ -1,7 +1,18 @@
-"""Video autoencoders: the KL first stage of latent diffusion (LDM, Gen-1) and VideoGPT's VQ-VAE tokenizer."""
+"""Video autoencoders: the KL first stage of latent diffusion (LDM, Gen-1).
 
-from vgcourse.autoencoders.kl import (DiagonalGaussian, VideoAutoencoder, VideoAutoencoderConfig, kl_f4_base,
-                                      kl_f4_small, kl_f4_tiny, kl_f8_base)
+VideoGPT's VQ-VAE tokenizer lives in :mod:`vgcourse.tokenizers`; its names are still importable from here (through
+:mod:`vgcourse.autoencoders.vq`) until the code that imports them from this package is updated.
+"""
+
+from vgcourse.autoencoders.kl import (
+    DiagonalGaussian,
+    VideoAutoencoder,
+    VideoAutoencoderConfig,
+    kl_f4_base,
+    kl_f4_small,
+    kl_f4_tiny,
+    kl_f8_base,
+)
 from vgcourse.autoencoders.vae import (
     FrameVAE,
     FrameVAEConfig,
@@ -12,8 +23,16 @@ from vgcourse.autoencoders.vae import (
     vae_loss,
     vae_terms,
 )
-from vgcourse.autoencoders.vq import (AxialAttention, VectorQuantizer, VQOutput, VQVideoAutoencoder,
-                                      VQVideoAutoencoderConfig, videogpt_bair, vq_small, vq_tiny)
+from vgcourse.autoencoders.vq import (
+    AxialAttention,
+    VectorQuantizer,
+    VQOutput,
+    VQVideoAutoencoder,
+    VQVideoAutoencoderConfig,
+    videogpt_bair,
+    vq_small,
+    vq_tiny,
+)
 
 __all__ = [
     "VideoAutoencoderConfig", "VideoAutoencoder", "DiagonalGaussian", "kl_f4_tiny", "kl_f4_small", "kl_f4_base",

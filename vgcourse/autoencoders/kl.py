@@ -11,8 +11,9 @@ we downsample H and W by f = 2^(len(channel_mults) - 1) and keep T, so (B, C, T,
 Two ways to mix time, chosen by ``temporal_kernel``:
 - ``"3d"``: every conv of a residual block is a full 3×3×3 convolution.
 - ``"factorised"``: each residual block has 1×3×3 (per-frame) convs, the second followed by a 3×1×1
-  (per-pixel, across frames) conv. The temporal conv starts as the identity, so at initialisation the model is an image autoencoder applied frame
-  by frame, as when Blattmann et al. 2023 insert temporal layers into a pretrained image model.
+  (per-pixel, across frames) conv. The temporal conv starts as the identity, so at initialisation the model is an
+  image autoencoder applied frame by frame, as when Blattmann et al. 2023 insert temporal layers into a pretrained
+  image model.
 
 Normalisation is a GroupNorm per frame, so an image (T = 1) is handled as a one-frame video and its
 statistics never depend on other frames. The LDM objective also has LPIPS and a patch GAN; we keep only
@@ -28,8 +29,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from vgcourse.video import check_video
 from vgcourse.nn.blocks import group_norm
+from vgcourse.video import check_video
 
 
 @dataclass

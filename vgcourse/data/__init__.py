@@ -10,8 +10,7 @@ from vgcourse.data.balls import BouncingBalls
 from vgcourse.data.base import HELDOUT_SEED, VideoBatch, VideoDataset
 from vgcourse.data.digits import MovingDigits, load_digit_images
 from vgcourse.data.files import load_moving_mnist
-from vgcourse.data.shapes import (COLOUR_NAMES, DIRECTION_NAMES, PANS, SHAPES, VOCAB, CaptionedShapes, caption,
-                                  tokenize)
+from vgcourse.data.shapes import COLOUR_NAMES, DIRECTION_NAMES, PANS, SHAPES, VOCAB, CaptionedShapes, caption, tokenize
 
 DATASETS = {cls.name: cls for cls in (MovingDigits, BouncingBalls, CaptionedShapes)}
 

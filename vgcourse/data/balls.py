@@ -1,4 +1,5 @@
-"""Bouncing balls: soft discs with elastic wall bounces (Sutskever et al. 2008's toy physics, no ball-ball collisions)."""
+"""Bouncing balls: soft discs with elastic wall bounces (Sutskever et al. 2008's toy physics, no ball-ball
+collisions)."""
 
 from __future__ import annotations
 

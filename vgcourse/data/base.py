@@ -103,7 +103,8 @@ class VideoDataset(ABC):
         return f"{type(self).__name__}({fields})"
 
 
-def bounce(start: torch.Tensor, velocity: torch.Tensor, low: float, high: float, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+def bounce(start: torch.Tensor, velocity: torch.Tensor, low: float, high: float,
+           frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Elastic wall bounces: positions and velocities over ``frames`` steps.
 
     Inputs:

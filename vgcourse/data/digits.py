@@ -106,6 +106,7 @@ def render_sprites(sprites: torch.Tensor, positions: torch.Tensor, size: int) ->
     inside = ((rel_y >= 0) & (rel_y < d))[..., :, None] & ((rel_x >= 0) & (rel_x < d))[..., None, :]
     bi = torch.arange(b, device=sprites.device).view(b, 1, 1, 1, 1)
     ki = torch.arange(k, device=sprites.device).view(1, 1, k, 1, 1)
-    pasted = sprites[bi, ki, rel_y.clamp(0, d - 1)[..., :, None], rel_x.clamp(0, d - 1)[..., None, :]]  # (B, T, K, S, S)
+    # (B, T, K, S, S)
+    pasted = sprites[bi, ki, rel_y.clamp(0, d - 1)[..., :, None], rel_x.clamp(0, d - 1)[..., None, :]]
     canvas = (pasted * inside).amax(dim=2)  # (B, T, S, S): overlay by max
     return (canvas * 2 - 1)[:, None]  # (B, 1, T, S, S)

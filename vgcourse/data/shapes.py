@@ -29,7 +29,18 @@ VOCAB = ("<pad>", "a", "moves", "the", "camera", "pans", "and") + COLOUR_NAMES +
 
 
 def caption(colour: int, shape: int, direction: int, pan: int = 0) -> str:
-    """The caption of one object: ``caption(0, 0, 0) == 'a red square moves left'``."""
+    """The caption of one object: ``caption(0, 0, 0) == 'a red square moves left'``.
+
+    Inputs: indices into :data:`COLOUR_NAMES`, :data:`SHAPES`, :data:`DIRECTION_NAMES` and :data:`PANS` (0: none).
+    """
+    for what, index, names in (("colour", colour, COLOUR_NAMES), ("shape", shape, SHAPES),
+                               ("direction", direction, DIRECTION_NAMES), ("pan", pan, PANS)):
+        if isinstance(index, torch.Tensor) and index.numel() == 1:
+            index = int(index)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(names):
+            raise ValueError(f"expected {what} as an index in 0..{len(names) - 1} ({', '.join(names)}), "
+                             f"got {index!r}")
+    colour, shape, direction, pan = (int(i) for i in (colour, shape, direction, pan))
     text = f"a {COLOUR_NAMES[colour]} {SHAPES[shape]} moves {DIRECTION_NAMES[direction]}"
     return text + (f" and the camera pans {PANS[pan]}" if pan else "")
 

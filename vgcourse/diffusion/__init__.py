@@ -1,13 +1,31 @@
 """Diffusion models: DDPM schedules, losses and samplers, the video U-Net."""
 
-from vgcourse.diffusion.ddpm import (SamplingResult, ddim_sample, ddim_timesteps, ddpm_sample, diffusion_loss,
-                                     guided_eps)
-from vgcourse.diffusion.schedules import NoiseSchedule, cosine_schedule, linear_schedule
-from vgcourse.diffusion.v_prediction import VPrediction, v_target
-from vgcourse.diffusion.unet import (VideoUNet, VideoUNetConfig, count_parameters, estimate_parameters,
-                                     video_unet_base, video_unet_small, video_unet_tiny)
-from vgcourse.diffusion.sde import SDE, ReverseSDE, SubVPSDE, VESDE, VPSDE
-from vgcourse.diffusion.samplers import (OFFSET_8BIT_BITS, ContinuousTimeWrapper, dequantize, dopri5,
-                                         euler_maruyama_step, langevin_step, likelihood_bpd, log_likelihood,
-                                         ode_encode, ode_sample, pc_sample, reverse_diffusion_step, score_from_eps)
+from vgcourse.diffusion.ddpm import SamplingResult, ddim_sample, ddim_timesteps, ddpm_sample, diffusion_loss, guided_eps
 from vgcourse.diffusion.ncsn import annealed_langevin, dsm_loss, geometric_sigmas
+from vgcourse.diffusion.samplers import (
+    OFFSET_8BIT_BITS,
+    ContinuousTimeWrapper,
+    dequantize,
+    dopri5,
+    euler_maruyama_step,
+    langevin_step,
+    likelihood_bpd,
+    log_likelihood,
+    ode_encode,
+    ode_sample,
+    pc_sample,
+    reverse_diffusion_step,
+    score_from_eps,
+)
+from vgcourse.diffusion.schedules import NoiseSchedule, cosine_schedule, linear_schedule
+from vgcourse.diffusion.sde import SDE, VESDE, VPSDE, ReverseSDE, SubVPSDE
+from vgcourse.diffusion.unet import (
+    VideoUNet,
+    VideoUNetConfig,
+    count_parameters,
+    estimate_parameters,
+    video_unet_base,
+    video_unet_small,
+    video_unet_tiny,
+)
+from vgcourse.diffusion.v_prediction import VPrediction, v_target

@@ -30,7 +30,7 @@ from vgcourse.data.shapes import DIRECTION_VECTORS, PANS, VOCAB, caption, tokeni
 from vgcourse.diffusion.clean_context import CleanContext, leading_frames_context
 from vgcourse.diffusion.unet import VideoUNet, VideoUNetConfig
 from vgcourse.metrics.tracking import foreground
-from vgcourse.nn.attention import SelfAttention
+from vgcourse.nn.transformer import Block
 from vgcourse.video import check_video
 
 if TYPE_CHECKING:
@@ -251,7 +251,8 @@ def first_frame_context(cond: Conditions, shape: tuple[int, ...]) -> CleanContex
 
 # ---- the caption encoder and the conditional denoiser -------------------------------------------------------
 class CaptionEncoder(nn.Module):
-    """A small text encoder: word embeddings, ``layers`` transformer layers (0: a bag of words), masked mean pool.
+    """A small text encoder: word embeddings, ``layers`` pre-LN transformer blocks (:class:`vgcourse.nn.Block`;
+    0: a bag of words) in which words attend to words only, then a masked mean pool.
 
     Inputs: tokens (B, L) long over :data:`VOCAB`, 0 = padding. Returns (B, dim).
     """
@@ -261,11 +262,7 @@ class CaptionEncoder(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
         self.position = nn.Parameter(torch.zeros(max_len, dim))
-        self.layers = nn.ModuleList(nn.ModuleDict({"norm1": nn.LayerNorm(dim), "attn": SelfAttention(dim, heads),
-                                                   "norm2": nn.LayerNorm(dim),
-                                                   "mlp": nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(),
-                                                                        nn.Linear(4 * dim, dim))})
-                                    for _ in range(layers))
+        self.layers = nn.ModuleList(Block(dim, heads) for _ in range(layers))
         self.out = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         nn.init.normal_(self.position, std=0.02)
 
@@ -276,10 +273,9 @@ class CaptionEncoder(nn.Module):
         words = tokens != 0  # (B, L)
         x = self.embed(tokens) + self.position[:tokens.shape[1]]  # (B, L, D)
         if self.layers:
-            bias = repeat(words, "b l -> b 1 q l", q=tokens.shape[1])  # (B, 1, L, L): attend to words only
+            mask = repeat(words, "b l -> b 1 q l", q=tokens.shape[1])  # (B, 1, L, L): attend to words only
             for layer in self.layers:
-                x = x + layer["attn"](layer["norm1"](x), bias=bias)  # (B, L, D)
-                x = x + layer["mlp"](layer["norm2"](x))  # (B, L, D)
+                x = layer(x, mask=mask)  # (B, L, D)
         w = words.to(x.dtype)[..., None]  # (B, L, 1)
         pooled = (x * w).sum(1) / w.sum(1).clamp(min=1)  # (B, D): the mean over the caption's words
         return self.out(pooled)  # (B, D)

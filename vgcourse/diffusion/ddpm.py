@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 import torch
-from tqdm.auto import tqdm
 
 from vgcourse.diffusion.clean_context import CleanContext, with_clean_context
 from vgcourse.diffusion.schedules import NoiseSchedule
 from vgcourse.diffusion.v_prediction import VPrediction, check_schedule, v_target
 from vgcourse.nn.wrappers import unwrap
+from vgcourse.progress import progress_bar
 
 EpsModel = Callable[..., torch.Tensor]
 
@@ -38,6 +38,35 @@ def _check_5d(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"expected {name} of shape (B, C, T, H, W), got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"expected {name} as a float tensor, got dtype {x.dtype}")
+
+
+_range_checks = 0  # calls of diffusion_loss so far: on an accelerator its range check runs on every 100th
+
+
+def check_x0_range(x0: torch.Tensor, pixels: bool | None) -> None:
+    """The data range ``diffusion_loss`` trains on: pixels in [-1, 1] (``pixels=True``), anything (``pixels=False``:
+    latents, whose range is the autoencoder's), or, by default, anything but data that never go below 0 and exceed 1
+    (pixels in [0, 255] or similar: the noise of the forward process would be a rounding error on them, and the loss
+    would sit at 1 while nothing is learned).
+
+    Reading the range waits for the data; on an accelerator it is read on the first call and every 100th after it
+    (a data pipeline that is wrong is wrong from the first batch), on the CPU on every call.
+    """
+    global _range_checks
+    if pixels is False or x0.numel() == 0:
+        return
+    _range_checks += 1
+    if x0.device.type != "cpu" and (_range_checks - 1) % 100:
+        return
+    lo, hi = (float(v) for v in torch.aminmax(x0.detach()))
+    tolerance = 1e-3
+    if pixels and (lo < -1 - tolerance or hi > 1 + tolerance):
+        raise ValueError(f"expected x0 as pixels in [-1, 1] (pixels=True), got values in [{lo:.4g}, {hi:.4g}]"
+                         + ("; frames in [0, 255]? use vgcourse.video.from_uint8" if hi > 2 else ""))
+    if pixels is None and lo >= 0 and hi > 1 + tolerance:
+        raise ValueError(f"expected x0 as pixels in [-1, 1] or as latents, got values in [{lo:.4g}, {hi:.4g}], never "
+                         "below 0: pixels in [0, 255]? map them to [-1, 1] (vgcourse.video.from_uint8); for latents "
+                         "whose range this is, pass pixels=False")
 
 
 def _call(model: EpsModel, x_t: torch.Tensor, t: torch.Tensor, cond: object | None) -> torch.Tensor:
@@ -72,7 +101,7 @@ def guided_eps(model: EpsModel, x_t: torch.Tensor, t: torch.Tensor, cond: object
 
 def diffusion_loss(model: EpsModel, x0: torch.Tensor, schedule: NoiseSchedule, cond: object | None = None,
                    generator: torch.Generator | None = None, mask: torch.Tensor | None = None,
-                   context: torch.Tensor | None = None) -> torch.Tensor:
+                   context: torch.Tensor | None = None, pixels: bool | None = None) -> torch.Tensor:
     """The "simple" ε-prediction loss of Ho et al. 2020, eq. (14).
 
     L = E_{t, ε} ||ε - ε_θ(√ᾱ_t x_0 + √(1-ᾱ_t) ε, t)||², with t uniform over the T steps. For a
@@ -87,10 +116,13 @@ def diffusion_loss(model: EpsModel, x0: torch.Tensor, schedule: NoiseSchedule, c
             the loss is the mask-weighted mean of the squared error.
         context: optional (B, 1, T, 1, 1) in {0, 1}: frames that enter x_t clean and are left out of the loss
             (:mod:`vgcourse.diffusion.clean_context`; a first frame to continue, the last frames of a chunk).
+        pixels: True: x0 are pixels, checked to lie in [-1, 1]; False: latents, not checked; None (default): refuse
+            only data that never go below 0 and exceed 1 (pixels in [0, 255]); see :func:`check_x0_range`.
     Returns:
         a scalar float32 tensor.
     """
     _check_5d(x0, "x0")
+    check_x0_range(x0, pixels)
     check_schedule(model, schedule)
     b = x0.shape[0]
     t = torch.randint(0, schedule.T, (b,), device=x0.device, generator=generator)  # t ~ Uniform{0..T-1}
@@ -203,7 +235,7 @@ def ddpm_sample(model: EpsModel, shape: tuple[int, ...], schedule: NoiseSchedule
     x = torch.randn(shape, device=device, generator=generator)  # x_T ~ N(0, I)
     record = _Recorder(return_trajectory, trajectory_every)
     record.add(x, schedule.T - 1)
-    for i in tqdm(range(schedule.T - 1, -1, -1), desc="DDPM", disable=not progress, leave=False):
+    for i in progress_bar(range(schedule.T - 1, -1, -1), desc="DDPM", disable=not progress, leave=False):
         t = torch.full((shape[0],), i, device=device, dtype=torch.long)
         x = context.apply(x) if context is not None else x
         eps = guided_eps(model, x, t, cond, guidance_scale)
@@ -242,7 +274,7 @@ def ddim_sample(model: EpsModel, shape: tuple[int, ...], schedule: NoiseSchedule
     x = torch.randn(shape, device=device, generator=generator)  # x_T ~ N(0, I)
     record = _Recorder(return_trajectory, trajectory_every)
     record.add(x, ts[0])
-    for k, i in enumerate(tqdm(ts, desc="DDIM", disable=not progress, leave=False)):
+    for k, i in enumerate(progress_bar(ts, desc="DDIM", disable=not progress, leave=False)):
         prev = ts[k + 1] if k + 1 < len(ts) else -1
         a, a_prev = abar[i].item(), (abar[prev].item() if prev >= 0 else 1.0)
         t = torch.full((shape[0],), i, device=device, dtype=torch.long)

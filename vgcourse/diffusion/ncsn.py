@@ -15,6 +15,8 @@ from typing import Callable
 
 import torch
 
+from vgcourse.progress import progress_bar
+
 from .sde import broadcast
 
 ScoreModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x (B, ...), idx (B,) long) -> (B, ...)
@@ -74,8 +76,7 @@ def annealed_langevin(score_model: ScoreModel, shape: tuple[int, ...], sigmas: t
     sigmas = sigmas.to(x.device, x.dtype)
     levels = range(sigmas.numel())
     if progress:
-        from tqdm.auto import tqdm
-        levels = tqdm(levels, desc="annealed_langevin")
+        levels = progress_bar(levels, desc="annealed_langevin")
     for i in levels:
         idx = torch.full((x.shape[0],), i, device=x.device, dtype=torch.long)  # (B,)
         alpha = step_lr * (sigmas[i] / sigmas[-1]) ** 2                       # Alg. 1: α_i = ε σ_i² / σ_L²

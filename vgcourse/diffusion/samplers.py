@@ -23,7 +23,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .sde import SDE, ScoreFn, SubVPSDE, VPSDE, broadcast
+from vgcourse.progress import progress_bar
+
+from .sde import SDE, VPSDE, ScoreFn, SubVPSDE, broadcast
 
 OFFSET_8BIT_BITS = math.log2(127.5)  # -log2 of the bin width 2/255 of 8-bit data mapped to [-1, 1]
 
@@ -130,8 +132,7 @@ def pc_sample(sde: SDE, score_fn: ScoreFn, shape: tuple[int, ...], steps: int = 
     grid = torch.linspace(sde.T, eps, steps + 1).tolist()
     loop = range(steps)
     if progress:
-        from tqdm.auto import tqdm
-        loop = tqdm(loop, desc="pc_sample")
+        loop = progress_bar(loop, desc="pc_sample")
     x_mean = x
     for i in loop:
         t, dt = _times(x, grid[i]), grid[i] - grid[i + 1]

@@ -30,9 +30,10 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-from vgcourse.nn.attention import SelfAttention, attention
+from vgcourse.nn.attention import attention
 from vgcourse.nn.blocks import group_norm
 from vgcourse.nn.positions import sincos_3d
+from vgcourse.nn.transformer import Attention
 
 
 @dataclass
@@ -203,7 +204,7 @@ class SpatialAttention(nn.Module):
 
     def __init__(self, channels: int, heads: int, groups: int, emb_dim: int | None = None):
         super().__init__()
-        self.norm, self.attn = group_norm(channels, groups), SelfAttention(channels, heads)
+        self.norm, self.attn = group_norm(channels, groups), Attention(channels, heads)
         self.modulation = Modulation(emb_dim, channels) if emb_dim else None
         nn.init.zeros_(self.attn.proj.weight)
         nn.init.zeros_(self.attn.proj.bias)
@@ -231,7 +232,7 @@ class TemporalAttention(nn.Module):
                  emb_dim: int | None = None):
         super().__init__()
         self.heads, self.max_frames, self.frame_positions = heads, max_frames, frame_positions
-        self.norm, self.attn = group_norm(channels, groups), SelfAttention(channels, heads)
+        self.norm, self.attn = group_norm(channels, groups), Attention(channels, heads)
         self.modulation = Modulation(emb_dim, channels) if emb_dim else None
         self.rel_bias = nn.Parameter(torch.zeros(2 * max_frames - 1, heads))  # one scalar per offset and head
         nn.init.zeros_(self.attn.proj.weight)
@@ -250,8 +251,7 @@ class TemporalAttention(nn.Module):
         if self.frame_positions:
             index = torch.arange(frames, device=x.device)
             tokens = tokens + timestep_embedding(index, tokens.shape[-1]).to(tokens.dtype)  # + (T, C) frame clock
-        q, k, v = rearrange(self.attn.qkv(tokens), "n t (three h d) -> three n h t d",
-                            three=3, h=self.heads)  # 3 × (B·H·W, heads, T, d)
+        q, k, v = self.attn.split_heads(tokens)  # 3 × (B·H·W, heads, T, d)
         # A frame that attends only to itself has one key: softmax weight 1, so its output is its own value.
         out = v  # (B·H·W, heads, T, d)
         if temporal is not False:
@@ -261,7 +261,7 @@ class TemporalAttention(nn.Module):
             else:  # per sample: videos mix their frames, packed images do not
                 keep = repeat(temporal, "b -> (b hw) 1 1 1", hw=h * w)  # (B·H·W, 1, 1, 1)
                 out = torch.where(keep, mixed, v)  # (B·H·W, heads, T, d)
-        out = self.attn.proj(rearrange(out, "n h t d -> n t (h d)"))  # (B·H·W, T, C)
+        out = self.attn.merge_heads(out)  # (B·H·W, T, C)
         return x + rearrange(out, "(b h w) t c -> (b t) c h w", h=h, w=w)  # (B·T, C, H, W)
 
 
@@ -283,7 +283,7 @@ class JointSpaceTimeAttention(nn.Module):
         super().__init__()
         if channels % 16:
             raise ValueError(f"joint space-time attention needs channels divisible by 16 (3D sin-cos), got {channels}")
-        self.norm, self.attn = group_norm(channels, groups), SelfAttention(channels, heads)
+        self.norm, self.attn = group_norm(channels, groups), Attention(channels, heads)
         self.modulation = Modulation(emb_dim, channels) if emb_dim else None
         nn.init.zeros_(self.attn.proj.weight)  # the identity at the start, as the other attention blocks
         nn.init.zeros_(self.attn.proj.bias)
@@ -303,7 +303,7 @@ class JointSpaceTimeAttention(nn.Module):
                 pos = torch.where(temporal.view(-1, 1, 1), pos, still)  # (B, L, C)
                 mask = mask | temporal.view(-1, 1, 1, 1)  # (B, 1, L, L)
         tokens = tokens + pos.to(tokens.dtype)  # (B, L, C)
-        out = self.attn(tokens, bias=mask)  # (B, L, C)
+        out = self.attn(tokens, mask=mask)  # (B, L, C)
         return x + rearrange(out, "b (t h w) c -> (b t) c h w", t=frames, h=h)  # (B·T, C, H, W)
 
 

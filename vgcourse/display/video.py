@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +37,32 @@ def _as_clip(video: torch.Tensor, nrow: int | None = None, name: str = "video") 
         raise ValueError(f"expected {name} as a clip (C, T, H, W) or a batch (B, C, T, H, W), "
                          f"got {tuple(video.shape)}")
     check_video(video, name)
+    if 0 in video.shape:
+        raise ValueError(f"expected {name} with at least one clip, one frame and one pixel, got shape "
+                         f"{tuple(video.shape)} (B, C, T, H, W)")
     if video.shape[1] not in (1, 3):
         raise ValueError(f"expected {name} with C = 1 or 3 channels to display, got {tuple(video.shape)}")
+    _warn_if_ambiguous(video.shape, name)
     if video.shape[0] > 1:
         video = video_grid(video.detach().cpu(), nrow=nrow)  # (1, C, T, rows*(H+2), nrow*(W+2))
     return video
+
+
+def _warn_if_ambiguous(shape: torch.Size, name: str) -> None:
+    """Say how a layout that reads two ways was read: axes 1 and 2 both of size 1 or 3 (and not both 1), e.g. a
+    (B, T, C, H, W) batch of 3 greyscale frames read as one RGB frame."""
+    c, t = shape[1], shape[2]
+    if c in (1, 3) and t in (1, 3) and (c, t) != (1, 1):
+        colours = "3 colour channels (RGB)" if c == 3 else "1 channel (greyscale)"
+        frames = f"{t} frame" + ("s" if t > 1 else "")
+        warnings.warn(f"{name} of shape {tuple(shape)} read as (B, C, T, H, W): axis 1 as {colours}, axis 2 as "
+                      f"{frames}; if axis 1 holds the frames, rearrange first: "
+                      "einops.rearrange(video, 'b t c h w -> b c t h w')", UserWarning, stacklevel=6)
+
+
+def _check_fps(fps: float) -> None:
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"expected fps as a positive number of frames per second, got {fps!r}")
 
 
 def _frames(video: torch.Tensor, scale: int = 1, nrow: int | None = None, even: bool = False,
@@ -61,6 +84,7 @@ def _write(frames: np.ndarray, path: Path, fps: float, loop: bool = True) -> Non
     """Encode RGB uint8 frames (T, H, W, 3) to ``path`` (.gif or .mp4) with moviepy, silently."""
     from moviepy import VideoClip  # imported here: moviepy is slow to import
 
+    _check_fps(fps)
     # Not ImageSequenceClip: its float frame times drop or repeat frames (e.g. 15 of 16 at fps=3 or 24).
     # Frame i is shown at t = i / fps, so round(t * fps) is exact; the extra half frame of duration
     # makes moviepy's int(duration * fps) count all T frames.
@@ -116,6 +140,7 @@ def _embed(video: torch.Tensor, fps: float, scale: int, nrow: int | None, format
     that yuv420p's half-resolution colour does not smear single pixels.
     """
     _check_format(format)
+    _check_fps(fps)
     if not isinstance(scale, int) or scale < 1:
         raise ValueError(f"expected scale as an integer >= 1, got {scale!r}")
     pixel_scale = 1 if format == "gif" else scale

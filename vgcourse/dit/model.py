@@ -19,8 +19,9 @@ from einops import rearrange
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from vgcourse.dit.attention_layouts import LAYOUTS, SpacetimeAttention, attention_flops, layout_step
+from vgcourse.nn.layouts import LAYOUTS, attention_flops, layout_step
 from vgcourse.nn.positions import sincos_3d
+from vgcourse.nn.transformer import AdaLNBlock, modulate
 
 FREQUENCY_DIM = 256  # sinusoidal features of the timestep before its MLP
 
@@ -40,7 +41,7 @@ class DiTConfig:
     num_classes: int = 1000         # 0 = unconditional; index num_classes is the null (CFG) class
     learn_sigma: bool = False       # True: also predict the variance (out_channels = 2·in_channels)
     class_dropout_prob: float = 0.1
-    attention_layout: str = "full"  # 'full' | 'factorised' | 'window' (see attention_layouts)
+    attention_layout: str = "full"  # 'full' | 'factorised' | 'window' (see vgcourse.nn.layouts)
     window_size: int = 4            # w of the 'window' layout, in tokens
     temporal_window: int | None = None  # t' of the 'window' layout; None = all frames
     cond_channels: int = 0          # extra input channels (B, cond_channels, T, H, W) beside x, not predicted
@@ -65,11 +66,6 @@ class DiTConfig:
         """(T', H', W'): the token grid of the configured input."""
         s = self.input_size // self.patch_size
         return self.frames // self.temporal_patch, s, s
-
-
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """adaLN: x·(1 + scale) + shift, with per-sample (B, D) shift and scale over (B, L, D) tokens."""
-    return x * (1 + scale[:, None]) + shift[:, None]
 
 
 def patchify(x: torch.Tensor, pt: int, p: int) -> torch.Tensor:
@@ -106,7 +102,8 @@ class TimestepEmbedder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(frequency_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
 
     def sinusoidal(self, t: torch.Tensor) -> torch.Tensor:
-        """(B,) timesteps, possibly fractional -> (B, frequency_dim) [cos(t·ω), sin(t·ω)] (Vaswani et al. 2017, §3.5)."""
+        """(B,) timesteps, possibly fractional -> (B, frequency_dim) [cos(t·ω), sin(t·ω)]
+        (Vaswani et al. 2017, §3.5)."""
         half = self.frequency_dim // 2
         freqs = torch.exp(-math.log(self.max_period) * torch.arange(half, device=t.device) / half)  # (half,)
         args = t.float()[:, None] * freqs[None]  # (B, half)
@@ -126,7 +123,8 @@ class LabelEmbedder(nn.Module):
         self.embedding_table = nn.Embedding(num_classes + 1, hidden_size)  # + the null class
 
     def forward(self, labels: torch.Tensor, train: bool, force_drop: torch.Tensor | None = None) -> torch.Tensor:
-        """Inputs: labels (B,) long; train: drop labels with prob class_dropout_prob; force_drop (B,) bool. Returns (B, D)."""
+        """Inputs: labels (B,) long; train: drop labels with prob class_dropout_prob; force_drop (B,) bool.
+        Returns (B, D)."""
         drop = force_drop
         if drop is None and train and self.dropout_prob > 0:
             drop = torch.rand(labels.shape[0], device=labels.device) < self.dropout_prob
@@ -135,27 +133,18 @@ class LabelEmbedder(nn.Module):
         return self.embedding_table(labels)  # (B, D)
 
 
-class DiTBlock(nn.Module):
-    """A transformer block whose norms are scaled, shifted and gated by the conditioning (adaLN-Zero)."""
+class DiTBlock(AdaLNBlock):
+    """A DiT block: the shared adaLN-Zero block (:class:`vgcourse.nn.transformer.AdaLNBlock`, Peebles & Xie 2023,
+    §3.2) with one spacetime attention step of the DiT's layout.
+
+    Inputs (forward): x (B, L, D) tokens; c (B, D) conditioning; grid (T', H', W'). Returns (B, L, D).
+    Its modulation is zeroed by :meth:`DiT.initialize_weights`, with the rest of the DiT's initialisation, not here.
+    """
 
     def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0, step: str = "full",
                  window_size: int = 4, temporal_window: int | None = None):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
-        self.attn = SpacetimeAttention(hidden_size, num_heads, step, window_size, temporal_window)
-        self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
-        mlp_hidden = int(hidden_size * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(hidden_size, mlp_hidden), nn.GELU(approximate="tanh"),
-                                 nn.Linear(mlp_hidden, hidden_size))
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size))
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-        """Inputs: x (B, L, D) tokens; c (B, D) conditioning; grid (T', H', W'). Returns (B, L, D)."""
-        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.adaLN_modulation(c).chunk(6, dim=1)  # 6×(B, D)
-        # Peebles & Xie 2023, §3.2 adaLN-Zero: scale-shift the normed input, gate the residual branch
-        x = x + gate_a[:, None] * self.attn(modulate(self.norm1(x), shift_a, scale_a), grid)  # (B, L, D)
-        x = x + gate_m[:, None] * self.mlp(modulate(self.norm2(x), shift_m, scale_m))  # (B, L, D)
-        return x
+        super().__init__(hidden_size, num_heads, mlp_ratio, step=step, window_size=window_size,
+                         temporal_window=temporal_window, zero_init=False)
 
 
 class FinalLayer(nn.Module):
@@ -286,7 +275,8 @@ class DiT(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
                 concat: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, C, T, H, W), (B,), (B,) or None -> (B, C_out, T, H, W); labels are dropped at rate class_dropout_prob in training."""
+        """(B, C, T, H, W), (B,), (B,) or None -> (B, C_out, T, H, W); labels are dropped at rate
+        class_dropout_prob in training."""
         return self._denoise(x, t, y, label_dropout=self.training, concat=concat, context=context)
 
     def forward_with_cfg(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, cfg_scale: float) -> torch.Tensor:
@@ -298,7 +288,8 @@ class DiT(nn.Module):
         if self.y_embedder is None:
             raise ValueError("classifier-free guidance needs a class-conditional DiT, got num_classes=0")
         null = torch.full_like(y, self.config.num_classes)
-        out = self._denoise(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null]), label_dropout=False)  # (2B, C_out, T, H, W)
+        # (2B, C_out, T, H, W)
+        out = self._denoise(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null]), label_dropout=False)
         cond, uncond = out.chunk(2)  # (B, C_out, T, H, W) each
         c = self.config.in_channels
         eps = uncond[:, :c] + cfg_scale * (cond[:, :c] - uncond[:, :c])  # Peebles & Xie 2023, §3.1 (Ho & Salimans 2022)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from vgcourse.metrics import mask_iou
 from vgcourse.exercises import Wrong, exercise
+from vgcourse.metrics import mask_iou
 
 
 def _shape(x: object) -> str:

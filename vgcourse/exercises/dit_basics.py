@@ -5,8 +5,16 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 
-from vgcourse.dit import (PAPER_IMAGENET_256, DiT_S_8, DiT_XL_2, DiTConfig, flops_per_forward, patchify, sincos_1d,
-                          sincos_3d)
+from vgcourse.dit import (
+    PAPER_IMAGENET_256,
+    DiT_S_8,
+    DiT_XL_2,
+    DiTConfig,
+    flops_per_forward,
+    patchify,
+    sincos_1d,
+    sincos_3d,
+)
 from vgcourse.exercises import Wrong, exercise
 
 

@@ -16,7 +16,8 @@ def _shape(value: object) -> str:
 
 # ---- 1. the VE SDE's noise scale ------------------------------------------------------------------------------
 def ve_marginal_std_solution(t: torch.Tensor, sigma_min: float, sigma_max: float) -> torch.Tensor:
-    """σ(t) = σ_min (σ_max / σ_min)^t for t (B,) in [0, 1]: the std of the VE kernel p_0t (Song et al. 2021, eq. (9))."""
+    """σ(t) = σ_min (σ_max / σ_min)^t for t (B,) in [0, 1]: the std of the VE kernel p_0t
+    (Song et al. 2021, eq. (9))."""
     return sigma_min * (sigma_max / sigma_min) ** t
 
 

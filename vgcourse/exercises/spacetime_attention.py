@@ -18,7 +18,8 @@ def _shape(x: object) -> object:
 
 
 # ---- 1. window partition ---------------------------------------------------------------------------------------
-def window_partition_solution(q: torch.Tensor, grid: tuple[int, int, int], window: tuple[int, int, int]) -> torch.Tensor:
+def window_partition_solution(q: torch.Tensor, grid: tuple[int, int, int],
+                              window: tuple[int, int, int]) -> torch.Tensor:
     """(B, heads, L, d) tokens in row-major (t, h, w) order -> (B·windows, heads, wt·wh·ww, d), one row per window."""
     (t, h, w), (wt, wh, ww) = grid, window
     return rearrange(q, "b n (nt wt nh wh nw ww) d -> (b nt nh nw) n (wt wh ww) d", nt=t // wt, nh=h // wh,

@@ -88,4 +88,5 @@ def check_centroid(answer) -> None:
         err = (got - want).abs().max().item()
         if err > 0.5:
             raise Wrong(f"ball {i}: got (y, x) = ({got[0]:.2f}, {got[1]:.2f}), the ball is at "
-                        f"({want[0]:.2f}, {want[1]:.2f}); weight pixels by brightness (x + 1) / 2, and mind (y, x) order")
+                        f"({want[0]:.2f}, {want[1]:.2f}); weight pixels by brightness (x + 1) / 2, "
+                        "and mind (y, x) order")

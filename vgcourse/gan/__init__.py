@@ -20,8 +20,16 @@ from vgcourse.gan.dcgan import (
     sample_z,
     standing_statistics,
 )
-from vgcourse.gan.losses import (ADVERSARIAL_LOSSES, adversarial_losses, d_hinge, d_nonsaturating, d_wasserstein,
-                                 g_hinge, g_nonsaturating, g_wasserstein)
+from vgcourse.gan.losses import (
+    ADVERSARIAL_LOSSES,
+    adversarial_losses,
+    d_hinge,
+    d_nonsaturating,
+    d_wasserstein,
+    g_hinge,
+    g_nonsaturating,
+    g_wasserstein,
+)
 from vgcourse.gan.regularizers import apply_spectral_norm, clip_singular_values, largest_singular_value, r1_penalty
 from vgcourse.gan.tgan import (
     ImageGenerator,

@@ -8,14 +8,19 @@
   calibration corruptions (:mod:`.corruptions`) and the calibration table (:mod:`.calibration`).
 """
 
-from vgcourse.metrics.calibration import calibration_table
 from vgcourse.metrics.attributes import attribute_accuracy, attribute_consistency, detect_attributes
+from vgcourse.metrics.calibration import calibration_table
 from vgcourse.metrics.corruptions import CORRUPTIONS, add_noise, blur, freeze_frames, shuffle_frames
 from vgcourse.metrics.frames import FrameEvaluator, format_frame_rows, frame_reference_rows, frames_of, sharpness
-from vgcourse.metrics.frechet import (frechet_distance, frechet_distance_features, gaussian_stats, jackknife_fd,
-                                      jackknife_std)
-from vgcourse.metrics.reconstruction import bits_per_dim, codebook_stats, codebook_usage, mask_iou, psnr, ssim
+from vgcourse.metrics.frechet import (
+    frechet_distance,
+    frechet_distance_features,
+    gaussian_stats,
+    jackknife_fd,
+    jackknife_std,
+)
 from vgcourse.metrics.protocol import PROTOCOL, Protocol, reference_rows, score, verdict
+from vgcourse.metrics.reconstruction import bits_per_dim, codebook_stats, codebook_usage, mask_iou, psnr, ssim
 from vgcourse.metrics.suite import Evaluator, evaluate
 from vgcourse.metrics.tracking import count_objects, foreground, motion_stats, track_centroids
 

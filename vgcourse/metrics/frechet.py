@@ -33,7 +33,8 @@ def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor,
     """d² between N(μ₁, Σ₁) and N(μ₂, Σ₂)."""
     root1 = _sqrtm_psd(sigma1.double())
     cross = torch.linalg.eigvalsh(root1 @ sigma2.double() @ root1).clamp(min=0).sqrt().sum()
-    d2 = (mu1.double() - mu2.double()).pow(2).sum() + torch.trace(sigma1.double()) + torch.trace(sigma2.double()) - 2 * cross
+    d2 = ((mu1.double() - mu2.double()).pow(2).sum() + torch.trace(sigma1.double()) + torch.trace(sigma2.double())
+          - 2 * cross)
     return float(d2.clamp(min=0))
 
 

@@ -18,11 +18,17 @@ What each number means (higher is better unless marked ↓):
 ``diversity``               mean pairwise feature distance / the real set's (1 is right; ≪ 1 is mode collapse)
 ``attribute_accuracy``      captioned shapes: colour, shape and direction all read back right (needs labels)
 ==========================  ==================================================================================
+
+Two mistakes that would give a wrong number without a word are warned about: clips that never go below 0
+(data in [0, 1], e.g. straight from ``torch.rand`` or an image library: the course's layout is [-1, 1]), and an fd
+on fewer clips than the video probe has features (:class:`SmallSampleWarning`: below that the distance is
+dominated by the number of clips, not by the model).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -32,6 +38,21 @@ from vgcourse.metrics.frechet import frechet_distance, gaussian_stats
 from vgcourse.metrics.probes import load_probe
 from vgcourse.metrics.tracking import count_objects, motion_stats, track_centroids
 from vgcourse.video import check_video
+
+
+class SmallSampleWarning(UserWarning):
+    """A Fréchet distance on fewer clips than features: its value is dominated by the number of clips."""
+
+
+def warn_if_unit_range(videos: torch.Tensor, name: str = "videos") -> None:
+    """Warn when ``videos`` never go below 0: [0, 1] data in the course's [-1, 1] layout use half of the range, and
+    every metric reads them as other clips (fd many times that of the same clips in [-1, 1])."""
+    if videos.numel() and float(videos.min()) >= 0:
+        lo, hi = float(videos.min()), float(videos.max())
+        warnings.warn(f"expected {name} in [-1, 1], got values in [{lo:.3g}, {hi:.3g}], never below 0: data in "
+                      "[0, 1]? map them with x * 2 - 1 (vgcourse.video.from_uint8 does it for uint8 frames)",
+                      UserWarning, stacklevel=3)
+
 
 def _chunks(video: torch.Tensor, size: int):
     for i in range(0, video.shape[0], size):
@@ -52,6 +73,7 @@ class Evaluator:
         if self.has_probes:
             self.frame_probe = load_probe("probe_moving_digits_frame", self.device)
             self.video_probe = load_probe("probe_moving_digits_video", self.device)
+        self._n_real = n_real
         real = dataset.heldout(n_real, device=self.device).video
         self.shape = tuple(real.shape[1:])
         self.reference = self._measure(real)
@@ -88,6 +110,7 @@ class Evaluator:
         """The video probe's features (N, D) of ``videos`` (N, C, T, H, W): what ``fd`` compares with
         ``real_stats`` (e.g. for :func:`~vgcourse.metrics.frechet.jackknife_fd`)."""
         check_video(videos, "videos")
+        warn_if_unit_range(videos)
         if not self.has_probes:
             raise ValueError(f"{self.dataset!r} has no video probe, so no features (only moving digits has one)")
         return torch.cat([self._probe_features(c.to(self.device).float()) for c in _chunks(videos, self.batch_size)])
@@ -116,6 +139,7 @@ class Evaluator:
     def __call__(self, videos: torch.Tensor, labels: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
         """Score generated ``videos`` (N, C, T, H, W) in [-1, 1]; ``labels`` enable conditioning accuracy."""
         check_video(videos, "videos")
+        warn_if_unit_range(videos)
         if tuple(videos.shape[1:]) != self.shape:
             raise ValueError(f"videos of shape {tuple(videos.shape[1:])} per clip cannot be compared with the "
                              f"held-out set of {self.dataset!r}, shaped {self.shape}")
@@ -123,8 +147,9 @@ class Evaluator:
         scores: dict[str, float] = {}
         if self.has_probes:
             if videos.shape[0] < 2:
-                raise ValueError("the Fréchet distance needs at least 2 generated clips")
+                raise ValueError(f"the Fréchet distance needs at least 2 generated clips, got {videos.shape[0]}")
             feats, spread = m.pop("_features"), m.pop("_spread")
+            self._warn_if_few(feats.shape[0])
             scores["fd"] = frechet_distance(*gaussian_stats(feats), *self.real_stats)
             scores["diversity"] = spread / self.real_spread
         scores |= {k: v for k, v in m.items() if k not in ("speed",)}
@@ -132,6 +157,23 @@ class Evaluator:
         if labels is not None and self.dataset.name == "captioned_shapes":
             scores |= attribute_accuracy(videos.to(self.device), labels)
         return scores
+
+    @property
+    def min_clips(self) -> int:
+        """The fewest clips (generated, and real in the reference) for an fd that measures the model rather than
+        the sample size: the video probe's feature dimension."""
+        return int(self.real_stats[0].shape[0]) if self.has_probes else 0
+
+    @property
+    def n_real(self) -> int:
+        return int(self._n_real)
+
+    def _warn_if_few(self, n_gen: int) -> None:
+        if min(n_gen, self.n_real) < self.min_clips:
+            warnings.warn(f"fd on {n_gen} generated clips against {self.n_real} real ones: expected at least "
+                          f"{self.min_clips} of each (the video probe's feature dimension); with fewer, the distance "
+                          "is dominated by the number of clips, so compare it only with fds on the same numbers",
+                          SmallSampleWarning, stacklevel=3)
 
 
 _CACHE: dict[tuple, Evaluator] = {}

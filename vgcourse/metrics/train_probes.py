@@ -85,7 +85,8 @@ def train_probe(name: str, steps: int, batch_size: int, device: torch.device, se
 
 
 @torch.no_grad()
-def probe_accuracy(size: int = 32, digits: int = 2, n: int = 256, device: torch.device | str = "cpu") -> dict[str, float]:
+def probe_accuracy(size: int = 32, digits: int = 2, n: int = 256,
+                   device: torch.device | str = "cpu") -> dict[str, float]:
     """Accuracy of the shipped probes on the held-out digits (never seen in training).
 
     ``frame_set_accuracy``: frames whose top-K classes equal the true digit set; ``video_set_accuracy``: the same

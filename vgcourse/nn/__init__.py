@@ -1,7 +1,23 @@
-"""Shared neural-network pieces: attention (chunked SDPA), fixed sin-cos positions and small blocks used by several
-families."""
+"""Shared neural-network pieces: attention (chunked SDPA) and its spacetime layouts, the transformer's blocks,
+fixed sin-cos positions and small blocks used by several families."""
 
-from vgcourse.nn.attention import MAX_SDPA_BATCH, SelfAttention, attention
+from vgcourse.nn.attention import MAX_SDPA_BATCH, attention
+from vgcourse.nn.layouts import (
+    LAYOUTS,
+    attend,
+    attention_flops,
+    full_attention,
+    layout_step,
+    spatial_attention,
+    temporal_attention,
+    window_attention,
+)
 from vgcourse.nn.positions import sincos_1d, sincos_2d, sincos_3d
+from vgcourse.nn.transformer import MLP, AdaLNBlock, Attention, Block, KVCache, causal_mask, modulate
 
-__all__ = ["attention", "SelfAttention", "MAX_SDPA_BATCH", "sincos_1d", "sincos_2d", "sincos_3d"]
+SelfAttention = Attention  # the old name, kept for old imports
+
+__all__ = ["attention", "MAX_SDPA_BATCH", "sincos_1d", "sincos_2d", "sincos_3d",
+           "LAYOUTS", "attend", "attention_flops", "full_attention", "layout_step", "spatial_attention",
+           "temporal_attention", "window_attention",
+           "Attention", "MLP", "Block", "AdaLNBlock", "KVCache", "causal_mask", "modulate", "SelfAttention"]

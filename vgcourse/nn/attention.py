@@ -4,26 +4,28 @@ Factorised video attention reshapes (B, C, T, H, W) into B·H·W sequences of le
 sequences of length H·W (spatial). On an H100 (PyTorch 2.11) SDPA fails once batch × heads passes
 65,535 (a CUDA grid limit; see ``shared/gpu/NOTES.md``), so :func:`attention` splits the batch into
 chunks below that bound. The maths is Vaswani et al. 2017, eq. (1): softmax(Q Kᵀ / √d) V.
+
+The module that projects tokens to q, k, v and back is :class:`vgcourse.nn.transformer.Attention`;
+``SelfAttention`` here is its old name, kept for old imports.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
-from torch import nn
 
 MAX_SDPA_BATCH = 65_535  # batch × heads per SDPA call must stay below this on CUDA
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None,
-              is_causal: bool = False, max_batch: int = MAX_SDPA_BATCH - 1) -> torch.Tensor:
+              is_causal: bool = False, max_batch: int = MAX_SDPA_BATCH - 1, dropout_p: float = 0.0) -> torch.Tensor:
     """softmax(Q Kᵀ / √d + bias) V, chunked over the batch.
 
     Inputs:
         q: (N, heads, Lq, d); k, v: (N, heads, Lk, d)
         bias: additive float mask broadcastable to (N, heads, Lq, Lk), or a bool mask (True = attend).
         is_causal: lower-triangular mask (Lq == Lk).
+        dropout_p: dropout on the attention weights (pass 0 in evaluation).
     Returns:
         (N, heads, Lq, d)
     """
@@ -33,27 +35,18 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Ten
     n, heads = q.shape[:2]
     per_chunk = max(1, max_batch // heads)
     if n <= per_chunk:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, is_causal=is_causal)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, is_causal=is_causal, dropout_p=dropout_p)
     outs = []
     for start in range(0, n, per_chunk):
         sl = slice(start, start + per_chunk)
-        b = bias if bias is None or bias.shape[0] == 1 else bias[sl]
-        outs.append(F.scaled_dot_product_attention(q[sl], k[sl], v[sl], attn_mask=b, is_causal=is_causal))
+        b = bias if bias is None or bias.ndim < 4 or bias.shape[0] == 1 else bias[sl]  # per-sample masks follow q
+        outs.append(F.scaled_dot_product_attention(q[sl], k[sl], v[sl], attn_mask=b, is_causal=is_causal,
+                                                   dropout_p=dropout_p))
     return torch.cat(outs)
 
 
-class SelfAttention(nn.Module):
-    """Multi-head self-attention over a sequence (N, L, D) -> (N, L, D)."""
-
-    def __init__(self, dim: int, heads: int, qkv_bias: bool = True):
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"dim={dim} must be divisible by heads={heads}")
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
-        q, k, v = rearrange(self.qkv(x), "n l (three h d) -> three n h l d", three=3, h=self.heads)  # (N, h, L, d)
-        out = attention(q, k, v, bias=bias, is_causal=is_causal)  # (N, h, L, d)
-        return self.proj(rearrange(out, "n h l d -> n l (h d)"))  # (N, L, D)
+def __getattr__(name: str):
+    if name == "SelfAttention":  # the old name of the one attention module (imported late: it imports this file)
+        from vgcourse.nn.transformer import Attention
+        return Attention
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""Fixed sine-cosine position embeddings for token sequences, image patch grids and spacetime patch grids.
+"""Position embeddings: fixed sine-cosine ones for token sequences, image patch grids and spacetime patch grids,
+and learned ones for the cells of a code grid (:class:`GridPositions`).
 
 A position ``pos`` is encoded by ``D/2`` frequencies ω_i = 1 / 10000^(i / (D/2)), i = 0 … D/2 − 1, as
 ``[sin(pos·ω), cos(pos·ω)]`` (Vaswani et al. 2017, §3.5; the MAE/DiT variant puts all sines first).
@@ -19,6 +20,7 @@ The two differ only by a permutation of the channels.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 MAX_PERIOD = 10_000.0
 
@@ -77,3 +79,36 @@ def sincos_3d(dim: int, grid: tuple[int, int, int], device: torch.device | str |
     t, h, w = _axis_positions(tuple(grid), device)
     d_t, d_s = dim // 4, 3 * dim // 8
     return torch.cat([sincos_1d(d_t, t), sincos_1d(d_s, h), sincos_1d(d_s, w)], dim=1)  # (T*H*W, D)
+
+
+class GridPositions(nn.Module):
+    """Learned positions of the cells of a (T, H, W) grid, read in raster (t, h, w) order.
+
+    ``kind="factorised"``: one learned vector per frame t, per row h and per column w, summed (T + H + W vectors;
+    VideoGPT's spatio-temporal embedding keeps one table per axis too, concatenated); ``"learned"``: one vector per
+    cell (T·H·W vectors, GPT-2's table). Initialised N(0, 0.02).
+
+    Inputs (forward): start, n. Returns the embeddings (n, D) of cells start … start + n − 1.
+    """
+
+    def __init__(self, grid: tuple[int, int, int], dim: int, kind: str = "factorised"):
+        super().__init__()
+        if kind not in ("factorised", "learned"):
+            raise ValueError(f"expected position kind 'factorised' or 'learned', got {kind!r}")
+        self.grid, self.kind = tuple(grid), kind
+        self.cells = self.grid[0] * self.grid[1] * self.grid[2]
+        if kind == "factorised":
+            self.t, self.h, self.w = (nn.Parameter(torch.randn(n, dim) * 0.02) for n in self.grid)
+        else:
+            self.table = nn.Parameter(torch.randn(self.cells, dim) * 0.02)
+
+    def forward(self, start: int = 0, n: int | None = None) -> torch.Tensor:
+        n = self.cells - start if n is None else n
+        if start < 0 or n < 0 or start + n > self.cells:
+            raise ValueError(f"expected cells within the {self.cells} of the grid {self.grid}, "
+                             f"got {start}…{start + n - 1}")
+        if self.kind == "learned":
+            return self.table[start:start + n]  # (n, D)
+        _, h, w = self.grid
+        i = torch.arange(start, start + n, device=self.t.device)
+        return self.t[i // (h * w)] + self.h[(i // w) % h] + self.w[i % w]  # (n, D)

@@ -1,7 +1,6 @@
 """Training: one loop with a pluggable step, EMA, checkpoints (and shipped weights), FLOPs and MFU."""
 
-from vgcourse.train.checkpoint import (CheckpointError, load_checkpoint, load_model_state, load_shipped,
-                                       save_checkpoint)
+from vgcourse.train.checkpoint import CheckpointError, load_checkpoint, load_model_state, load_shipped, save_checkpoint
 from vgcourse.train.ema import EMA
 from vgcourse.train.flops import count_flops, mfu, peak_flops
 from vgcourse.train.loop import NonFiniteLossError, TrainConfig, Trainer, TrainSummary

@@ -74,7 +74,7 @@ def init_distributed(backend: str | None = None, device: torch.device | str | No
     """
     world = _env_int("WORLD_SIZE", 1)
     if world <= 1:
-        dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        dev = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
         return DistributedEnv(device=dev)
     # NVLink multicast (NVLS) can take shared multi-GPU hosts out of service; keep it off unless a user decides
     # otherwise. It must be set before NCCL initialises.
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
     from vgcourse.diffusion import diffusion_loss, linear_schedule
     from vgcourse.dit import DiT, DiTConfig
     from vgcourse.train.checkpoint import save_checkpoint
-    from vgcourse.train.loop import Trainer, TrainConfig
+    from vgcourse.train.loop import TrainConfig, Trainer
 
     p = argparse.ArgumentParser(prog="torchrun --nproc_per_node=N -m vgcourse.train.distributed",
                                 description="DiT on moving digits, data-parallel over N GPUs (N = 1 works too).")

@@ -29,8 +29,8 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from vgcourse.progress import progress_bar
 from vgcourse.train.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from vgcourse.train.ema import EMA
 from vgcourse.train.flops import count_flops, mfu
@@ -168,7 +168,8 @@ class Trainer:
                 self.optimize(logs["loss"], next(iter(self.optimizers)))
         if self.ema is not None:
             self.ema.update(self._ema_source)
-        return {k: v.detach().float() if isinstance(v, torch.Tensor) else torch.tensor(float(v)) for k, v in logs.items()}
+        return {k: v.detach().float() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
+                for k, v in logs.items()}
 
     def _compiled_model(self) -> nn.Module:
         """``torch.compile`` of the model; of each network of an ``nn.ModuleDict`` (what a ``step_fn`` calls)."""
@@ -201,7 +202,7 @@ class Trainer:
         cfg = self.config
         cap = end = steps if steps is not None else cfg.steps
         self.model.train()
-        bar = tqdm(total=end, initial=self.step, desc=cfg.desc, disable=not cfg.progress, mininterval=1.0)
+        bar = progress_bar(total=end, initial=self.step, desc=cfg.desc, disable=not cfg.progress, mininterval=1.0)
         first_timed = self.step + 3  # skip warm-up (and compile) steps when timing
         timing_start, timed_samples = None, 0
         start_wall = time.perf_counter()

@@ -1,0 +1,75 @@
+"""vgcourse.progress: a live bar where someone watches, whole finished lines where a notebook is saved headlessly."""
+
+import io
+
+import pytest
+import torch
+from tqdm.auto import tqdm as auto_tqdm
+
+from vgcourse import progress
+from vgcourse.progress import LineBar, progress_bar
+from vgcourse.train import TrainConfig, Trainer
+
+
+def test_lines_mode_leaves_one_finished_line_and_no_carriage_return(monkeypatch):
+    monkeypatch.setenv(progress.ENV_VAR, "lines")
+    out = io.StringIO()
+    bar = progress_bar(range(50), desc="train", file=out)
+    assert isinstance(bar, LineBar)
+    assert sum(1 for _ in bar) == 50
+    text = out.getvalue()
+    assert "\r" not in text and text.endswith("\n") and text.count("\n") == 1, repr(text)
+    assert text.startswith("train: 100%|") and "50/50" in text
+
+
+def test_lines_mode_writes_at_most_one_line_per_interval(monkeypatch):
+    """set_postfix refreshes on every call (the loop calls it at every log point): lines still come by the clock."""
+    monkeypatch.setenv(progress.ENV_VAR, "lines")
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    out = io.StringIO()
+    bar = progress_bar(total=1000, desc="train", file=out, interval=10.0)
+    for step in range(1000):
+        clock[0] = step * 0.1  # 100 s in all: 10 lines at most, then the final one
+        bar.update(1)
+        bar.set_postfix({"loss": f"{1 / (step + 1):.3g}"})
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert 5 <= len(lines) <= 11, lines
+    assert lines[-1].startswith("train: 100%|") and "1000/1000" in lines[-1] and "loss=" in lines[-1]
+    assert all("100%" not in line for line in lines[:-1])
+
+
+def test_lines_mode_short_transient_bar_leaves_nothing_and_a_long_one_ends_finished(monkeypatch):
+    monkeypatch.setenv(progress.ENV_VAR, "lines")
+    out = io.StringIO()
+    for _ in progress_bar(range(20), desc="DDIM", leave=False, file=out):
+        pass
+    assert out.getvalue() == ""
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    bar = progress_bar(range(20), desc="DDIM", leave=False, file=out, interval=1.0, mininterval=0)
+    for i in bar:
+        clock[0] = i * 0.5
+    assert out.getvalue().splitlines()[-1].startswith("DDIM: 100%|")  # a line went out, so the bar ends finished
+
+
+def test_auto_mode_is_tqdm_auto_and_a_bad_mode_names_the_choices(monkeypatch):
+    monkeypatch.delenv(progress.ENV_VAR, raising=False)
+    bar = progress_bar(range(3), file=io.StringIO())
+    assert isinstance(bar, auto_tqdm) and not isinstance(bar, LineBar)
+    bar.close()
+    monkeypatch.setenv(progress.ENV_VAR, "widgets")
+    with pytest.raises(ValueError, match="VGCOURSE_PROGRESS to be one of auto, lines, got 'widgets'"):
+        progress_bar(range(3))
+
+
+def test_training_loop_bar_goes_through_progress_bar(monkeypatch, capsys):
+    monkeypatch.setenv(progress.ENV_VAR, "lines")
+    model = torch.nn.Linear(2, 1)
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), lambda step: torch.randn(4, 2),
+                      TrainConfig(steps=20, log_every=5, measure_flops=False, desc="fit"),
+                      loss_fn=lambda m, x: m(x).pow(2).mean())
+    trainer.fit()
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.strip().splitlines()[-1].startswith("fit: 100%|") and "20/20" in err

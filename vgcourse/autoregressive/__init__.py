@@ -1,0 +1,17 @@
+"""Autoregressive and masked transformers over the codes of a video tokenizer: VideoGPT's GPT prior and MaskGIT."""
+
+from vgcourse.autoregressive.gpt import (
+    GPT,
+    VIDEOGPT_BAIR_PRIOR_PARAMS,
+    GPTConfig,
+    flops_per_token,
+    gpt_tiny,
+    num_parameters,
+    sample_next,
+    videogpt_bair,
+)
+from vgcourse.autoregressive.maskgit import MaskGIT, MaskGITConfig, cosine_schedule, decode_schedule, maskgit_tiny
+
+__all__ = ["GPTConfig", "GPT", "sample_next", "num_parameters", "flops_per_token", "videogpt_bair", "gpt_tiny",
+           "VIDEOGPT_BAIR_PRIOR_PARAMS", "MaskGITConfig", "MaskGIT", "cosine_schedule", "decode_schedule",
+           "maskgit_tiny"]
