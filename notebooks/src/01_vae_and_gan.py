@@ -31,7 +31,7 @@
 # |---|---|---|---|---|
 # | `smoke` | 16×16 | tiny | 3 steps each | < 1 min on 2 CPU cores (checks only) |
 # | `cpu` | 16×16 | VAE 16/32 channels, DCGAN 128 → 1 | VAE 1.5 min, DCGAN 3.5 min | ≈ 8 min on 2 CPU cores |
-# | `gpu` | 32×32 | VAE 32/64/128 channels, DCGAN 512 → 1 (3.4M) | VAE 0.6 min, DCGAN 1.3 min | ≈ 3.5 min on one H200 |
+# | `gpu` | 32×32 | VAE 32/64/128 channels, DCGAN 512 → 1 (3.4M) | VAE 0.6 min, DCGAN 1.0 min | ≈ 3 min on one H200 |
 #
 # The cpu profile works at 16×16, where two CPU cores train enough steps for strokes to appear; the metrics'
 # probe reads every size at 32×32. Its numbers are weaker than the gpu run's, committed in this notebook's outputs.
@@ -106,7 +106,7 @@ batch = pick(smoke=16, cpu=64, gpu=128)            # frames per step (DCGAN's pa
 per_clip = pick(smoke=4, cpu=4, gpu=1)             # frames taken from each rendered clip (1: every frame independent)
 max_steps = pick(smoke=3, cpu=100_000, gpu=100_000)  # a cap: the minutes below decide
 vae_minutes = pick(smoke=None, cpu=1.5, gpu=0.6)
-gan_minutes = pick(smoke=None, cpu=3.5, gpu=1.3)
+gan_minutes = pick(smoke=None, cpu=3.5, gpu=1.0)
 vae_lr = 1e-3
 gan_lr, gan_betas = 2e-4, (0.5, 0.999)             # Radford et al. 2016, §4
 ema_decay = pick(smoke=0.9, cpu=0.99, gpu=0.998)   # EMA of the generator's weights, for sampling
