@@ -27,7 +27,7 @@
 # | profile | clips | networks | training (4 runs, then the headline) | time |
 # |---|---|---|---|---|
 # | `smoke` | 16×16, 8 frames | tiny | 4 steps each, + 2 | < 1 min on 2 CPU cores (checks only) |
-# | `cpu` | 16×16, 8 frames | narrow (G₁ 64 → 1, critic 16 → 32) | 1 min each, + 0.75 min | ≈ 9 min on 2 CPU cores |
+# | `cpu` | 16×16, 8 frames | narrow (G₁ 64 → 1, critic 16 → 32) | 1 min each, + 0.75 min | ≈ 5 min on 2 CPU cores |
 # | `gpu` | 32×32, 16 frames | G₀ 0.8M + G₁ 1.1M, critic 2.6M | 0.6 min each, + 1.4 min | ≈ 5.5 min on one H200 |
 #
 # The smoke and cpu profiles work at 16×16 with 8 frames, and the clip metrics' probes read them at 32×32; their
