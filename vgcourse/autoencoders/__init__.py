@@ -13,6 +13,16 @@ from vgcourse.autoencoders.kl import (
     kl_f4_tiny,
     kl_f8_base,
 )
+from vgcourse.autoencoders.vae import (
+    FrameVAE,
+    FrameVAEConfig,
+    frame_vae_small,
+    frame_vae_tiny,
+    gaussian_nll,
+    negative_elbo,
+    vae_loss,
+    vae_terms,
+)
 from vgcourse.autoencoders.vq import (
     AxialAttention,
     VectorQuantizer,
@@ -30,3 +40,5 @@ __all__ = [
     "VectorQuantizer", "VQOutput", "AxialAttention", "VQVideoAutoencoderConfig",
     "VQVideoAutoencoder", "vq_tiny", "vq_small", "videogpt_bair",
 ]
+__all__ += ["FrameVAEConfig", "FrameVAE", "frame_vae_tiny", "frame_vae_small", "gaussian_nll", "vae_terms", "vae_loss",
+            "negative_elbo"]

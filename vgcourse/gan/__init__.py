@@ -7,6 +7,19 @@ An EMA of the generator for sampling is :class:`vgcourse.train.EMA` (``Trainer(.
 training steps call ``trainer.optimize(loss, "disc")`` and ``trainer.optimize(loss, "gen")``.
 """
 
+from vgcourse.gan.dcgan import (
+    DCGANConfig,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    dcgan,
+    dcgan_paper,
+    dcgan_small,
+    dcgan_tiny,
+    gan_step,
+    init_dcgan_weights,
+    sample_z,
+    standing_statistics,
+)
 from vgcourse.gan.losses import (
     ADVERSARIAL_LOSSES,
     adversarial_losses,
@@ -18,7 +31,21 @@ from vgcourse.gan.losses import (
     g_wasserstein,
 )
 from vgcourse.gan.regularizers import apply_spectral_norm, clip_singular_values, largest_singular_value, r1_penalty
+from vgcourse.gan.tgan import (
+    ImageGenerator,
+    TemporalGenerator,
+    TGANConfig,
+    TGANGenerator,
+    VideoDiscriminator,
+    tgan,
+    tgan_paper,
+    tgan_small,
+    tgan_tiny,
+)
 
 __all__ = ["ADVERSARIAL_LOSSES", "adversarial_losses", "d_nonsaturating", "g_nonsaturating", "d_hinge", "g_hinge",
            "d_wasserstein", "g_wasserstein", "r1_penalty", "apply_spectral_norm", "clip_singular_values",
            "largest_singular_value"]
+__all__ += ["DCGANConfig", "DCGANGenerator", "DCGANDiscriminator", "dcgan", "dcgan_paper", "dcgan_small", "dcgan_tiny",
+            "gan_step", "init_dcgan_weights", "sample_z", "standing_statistics", "TGANConfig", "TemporalGenerator",
+            "ImageGenerator", "TGANGenerator", "VideoDiscriminator", "tgan", "tgan_paper", "tgan_small", "tgan_tiny"]
