@@ -61,6 +61,8 @@ def test_config_checks():
         DVDGANConfig(k_frames=17)
     with pytest.raises(ValueError, match="multiple of 4"):
         DVDGANConfig(frames=10)
+    with pytest.raises(ValueError, match="8×8 after φ"):
+        DVDGANConfig(image_size=8, gen_channels=(8, 8), temporal_downsample=2)
     paper = dvdgan_paper()
     assert (paper.latent_dim, paper.k_frames, paper.temporal_downsample, paper.frames) == (120, 8, 2, 48)
 

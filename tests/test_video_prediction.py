@@ -82,7 +82,12 @@ def test_variants_hold_the_networks_they_train():
     assert set(build_predictor(TINY, "hybrid")) == {"G", "E", "D", "D_vae"}
     assert set(build_predictor(TINY, "vae")) == {"G", "E"}
     assert set(build_predictor(TINY, "gan")) == {"G", "D"}
-    assert {name: r.mode for name, r in MODES.items()} == {"hybrid": "hybrid", "vae": "vae", "gan": "gan"}
+    assert {name: r.networks for name, r in MODES.items()} == {
+        "hybrid": {"G", "E", "D", "D_vae"}, "vae": {"G", "E"}, "gan": {"G", "D"}}
+    no_kl = build_predictor(TINY, PredictionRecipe(kl_weight=0.0))  # a recipe, not only a name
+    assert set(no_kl) == {"G", "E", "D", "D_vae"}
+    with pytest.raises(ValueError, match="without a posterior"):
+        PredictionRecipe(posterior=False)
     assert (MODES["hybrid"].l1_weight, MODES["hybrid"].kl_weight) == (100.0, 0.1)  # SAVP's BAIR weights
     with pytest.raises(ValueError, match="mode"):
         build_predictor(TINY, "flow")
@@ -117,8 +122,23 @@ def test_vae_learns_to_copy_a_still_frame():
     m = build_predictor(TINY, "vae")
     opt = {"gen": torch.optim.Adam([p for v in m.values() for p in v.parameters()], 3e-3)}
     recipe = PredictionRecipe(l1_weight=1.0, kl_weight=0.001, gan_weight=0.0, vae_gan_weight=0.0)
+    assert recipe.networks == {"G", "E"}
     trainer = Trainer(m, opt, lambda step: still, TrainConfig(steps=60, grad_clip=None, progress=False, log_every=10,
                                                               measure_flops=False),
                       step_fn=lambda tr, batch: prediction_step(tr, batch, recipe))
     trainer.fit()
     assert trainer.history[-1]["l1"] < 0.5 * trainer.history[0]["l1"], trainer.history
+
+
+def test_an_untrained_predictor_starts_by_copying_the_last_frame():
+    torch.manual_seed(0)
+    cfg = PredictorConfig(image_size=32, frames=6, context_frames=2)
+    g = VideoPredictor(cfg).eval()
+    video = MovingDigits(size=32, frames=6).batch(8, seed=1).video
+    with torch.no_grad():
+        first = g(video[:, :, :2], g.prior_latents(8))[:, :, 0]  # the first predicted frame
+    last = video[:, :, 1]
+    other = video.roll(1, dims=0)[:, :, 1]  # another clip's frame
+    assert (first - last).abs().mean() < 0.5 * (first - other).abs().mean()
+    kernels = g.step.kernels.bias.view(cfg.transforms, -1).softmax(-1)
+    assert (kernels.argmax(-1) == cfg.kernel_size ** 2 // 2).all()  # every kernel peaked at its centre

@@ -7,10 +7,16 @@ An EMA of the generator for sampling is :class:`vgcourse.train.EMA` (``Trainer(.
 training steps call ``trainer.optimize(loss, "disc")`` and ``trainer.optimize(loss, "gen")``.
 """
 
+from vgcourse.gan.dvdgan import DVDGANConfig, DVDGANRecipe, build_dvdgan, dvdgan_paper, dvdgan_step
 from vgcourse.gan.losses import (ADVERSARIAL_LOSSES, adversarial_losses, d_hinge, d_nonsaturating, d_wasserstein,
                                  g_hinge, g_nonsaturating, g_wasserstein)
+from vgcourse.gan.mocogan import MoCoGANConfig, MoCoGANRecipe, build_mocogan, mocogan_paper, mocogan_step
 from vgcourse.gan.regularizers import apply_spectral_norm, clip_singular_values, largest_singular_value, r1_penalty
+from vgcourse.gan.video_prediction import MODES, PredictionRecipe, PredictorConfig, build_predictor, prediction_step
 
 __all__ = ["ADVERSARIAL_LOSSES", "adversarial_losses", "d_nonsaturating", "g_nonsaturating", "d_hinge", "g_hinge",
            "d_wasserstein", "g_wasserstein", "r1_penalty", "apply_spectral_norm", "clip_singular_values",
            "largest_singular_value"]
+__all__ += ["MoCoGANConfig", "MoCoGANRecipe", "build_mocogan", "mocogan_paper", "mocogan_step", "DVDGANConfig",
+            "DVDGANRecipe", "build_dvdgan", "dvdgan_paper", "dvdgan_step", "MODES", "PredictionRecipe",
+            "PredictorConfig", "build_predictor", "prediction_step"]

@@ -55,9 +55,9 @@ class DVDGANConfig:
             raise ValueError(f"k_frames must be in [1, frames={self.frames}], got {self.k_frames}")
         if self.frames % 4:
             raise ValueError(f"D_T halves time twice: frames must be a multiple of 4, got {self.frames}")
-        if self.image_size // self.temporal_downsample < 16:
-            raise ValueError(f"D_T needs clips of at least 16×16 after φ, got {self.image_size}/"
-                             f"{self.temporal_downsample}")
+        if self.image_size // self.temporal_downsample < 8:
+            raise ValueError(f"D_T halves space twice and needs clips of at least 8×8 after φ, got "
+                             f"{self.image_size}/{self.temporal_downsample}")
 
 
 def dvdgan_paper(image_size: int = 64, frames: int = 48) -> DVDGANConfig:

@@ -88,7 +88,7 @@ class MotionRNN(nn.Module):
         self.gru = nn.GRU(noise_dim, motion_dim, batch_first=True)
 
     def forward(self, h0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        out, _ = self.gru(noise, h0[None].contiguous())  # (B, T, d_M)
+        out, _ = self.gru(noise.contiguous(), h0[None].contiguous())  # (B, T, d_M); cuDNN wants contiguous
         return out
 
 

@@ -121,6 +121,19 @@ class FramePredictor(nn.Module):
         self.scratch = nn.Conv2d(w, c.channels, 3, padding=1)
         self.masks = nn.Conv2d(w, c.transforms + 1, 3, padding=1)
         self.skip_in = nn.Conv2d(c.channels, w, 3, padding=1)
+        self.start_by_copying()
+
+    @torch.no_grad()
+    def start_by_copying(self, centre: float = 5.0, scratch: float = -2.0) -> None:
+        """Start as the "copy the last frame" predictor: every CDNA kernel peaked at its centre (a logit bias of
+        ``centre``), the generated image's mask held back (a bias of ``scratch``); training then learns to move."""
+        k = self.config.kernel_size
+        bias = torch.zeros(self.config.transforms, k * k)
+        bias[:, (k * k) // 2] = centre
+        self.kernels.bias.copy_(bias.flatten())
+        self.kernels.weight.mul_(0.1)
+        self.masks.bias.zero_()
+        self.masks.bias[-1] = scratch
 
     def forward(self, frame: torch.Tensor, z: torch.Tensor,
                 memory: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -177,23 +190,6 @@ class VideoPredictor(nn.Module):
         return torch.cat([context, self(context, z)], dim=2)
 
 
-def build_predictor(config: PredictorConfig, mode: str = "hybrid") -> nn.ModuleDict:
-    """The networks each variant trains: "G" always, "E" with a VAE ('vae', 'hybrid'), "D" with a GAN ('gan',
-    'hybrid'), "D_vae" for the hybrid's VAE-GAN term. The discriminators are 3D ResNet discriminators on whole clips
-    (context and prediction; SAVP: a spectrally normalised 3D convolutional one)."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
-    c = config
-    nets: dict[str, nn.Module] = {"G": VideoPredictor(c)}
-    if mode in ("vae", "hybrid"):
-        nets["E"] = PosteriorEncoder(c)
-    if mode in ("gan", "hybrid"):
-        nets["D"] = TemporalDiscriminator(c.channels, c.disc_width, downsample=1)
-    if mode == "hybrid":
-        nets["D_vae"] = TemporalDiscriminator(c.channels, c.disc_width, downsample=1)
-    return nn.ModuleDict(nets)
-
-
 # ---- losses and the step -------------------------------------------------------------------------------------
 def kl_to_unit_gaussian(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     """KL(N(μ, σ²) ‖ N(0, I)) = ½ Σ (μ² + σ² − 1 − log σ²), summed over the latent, averaged over clips and steps
@@ -208,30 +204,53 @@ def reparameterise(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class PredictionRecipe:
-    """The loss weights of one variant (SAVP's BAIR settings: λ₁ = 100, λ_KL = 0.1, both GAN weights 1)."""
+    """The losses of one variant (SAVP's BAIR settings: λ₁ = 100, λ_KL = 0.1, both GAN weights 1).
 
+    ``posterior``: whether latents come from the encoder E in training (the VAE and the hybrid); without it, the L1
+    loss falls on the prior samples (SAVP's GAN-only ablation)."""
+
+    posterior: bool = True
     l1_weight: float = 100.0
     kl_weight: float = 0.1
     gan_weight: float = 1.0  # L_GAN on prior samples (0: no D)
     vae_gan_weight: float = 1.0  # L_GAN^VAE on posterior samples (0: no D_vae)
     loss: str = "nonsaturating"
 
-    @property
-    def uses_posterior(self) -> bool:
-        return self.kl_weight > 0
+    def __post_init__(self):
+        if not self.posterior and (self.kl_weight or self.vae_gan_weight):
+            raise ValueError("without a posterior there is no KL term and no VAE-GAN term: set kl_weight and "
+                             "vae_gan_weight to 0")
 
     @property
-    def mode(self) -> str:
-        if self.uses_posterior:
-            return "hybrid" if self.gan_weight > 0 else "vae"
-        return "gan"
+    def networks(self) -> set[str]:
+        """The networks this recipe trains."""
+        return ({"G"} | ({"E"} if self.posterior else set()) | ({"D"} if self.gan_weight > 0 else set())
+                | ({"D_vae"} if self.vae_gan_weight > 0 else set()))
 
 
 MODES = {  # SAVP (hybrid) and its two ablations on the same network
     "hybrid": PredictionRecipe(),
     "vae": PredictionRecipe(gan_weight=0.0, vae_gan_weight=0.0),
-    "gan": PredictionRecipe(kl_weight=0.0, vae_gan_weight=0.0),  # L1 and GAN on prior samples (SAVP's ours_gan)
+    "gan": PredictionRecipe(posterior=False, kl_weight=0.0, vae_gan_weight=0.0),  # SAVP's ours_gan: L1 + GAN, prior
 }
+
+
+def build_predictor(config: PredictorConfig, recipe: PredictionRecipe | str = "hybrid") -> nn.ModuleDict:
+    """The networks a recipe trains (a name of :data:`MODES` or a recipe): "G" always, "E" with a posterior, "D"
+    with a GAN term on prior samples, "D_vae" with the VAE-GAN term. The discriminators are 3D ResNet discriminators
+    on whole clips, context and prediction (SAVP: a spectrally normalised 3D convolutional one)."""
+    if isinstance(recipe, str):
+        if recipe not in MODES:
+            raise ValueError(f"mode must be one of {sorted(MODES)}, got {recipe!r}")
+        recipe = MODES[recipe]
+    c = config
+    nets: dict[str, nn.Module] = {"G": VideoPredictor(c)}
+    if recipe.posterior:
+        nets["E"] = PosteriorEncoder(c)
+    for name in ("D", "D_vae"):
+        if name in recipe.networks:
+            nets[name] = TemporalDiscriminator(c.channels, c.disc_width, downsample=1)
+    return nn.ModuleDict(nets)
 
 
 def prediction_step(trainer, batch, recipe: PredictionRecipe) -> dict[str, torch.Tensor]:
@@ -248,7 +267,7 @@ def prediction_step(trainer, batch, recipe: PredictionRecipe) -> dict[str, torch
     clips: dict[str, torch.Tensor] = {}  # whole predicted clips (context + prediction) for the discriminators
 
     g_loss = torch.zeros((), device=real.device)
-    if recipe.uses_posterior:  # VAE: reconstruct the true future from posterior latents
+    if recipe.posterior:  # VAE: reconstruct the true future from posterior latents
         mean, log_var = m["E"](real)  # (B, T − 1, nz)
         recon = G(context, reparameterise(mean, log_var))  # (B, C, T − c, H, W)
         kl = kl_to_unit_gaussian(mean, log_var)
@@ -259,7 +278,7 @@ def prediction_step(trainer, batch, recipe: PredictionRecipe) -> dict[str, torch
     if recipe.gan_weight > 0:  # GAN: samples from the prior
         sample = G(context, G.prior_latents(real.shape[0], cfg.frames, device=real.device))
         clips["D"] = torch.cat([context, sample], 2)
-        if not recipe.uses_posterior:  # GAN-only: the L1 loss falls on the prior samples
+        if not recipe.posterior:  # GAN-only: the L1 loss falls on the prior samples
             l1 = (sample - future).abs().mean()
             g_loss = g_loss + recipe.l1_weight * l1
             logs["l1"] = l1.detach()

@@ -11,6 +11,7 @@
 from vgcourse.metrics.calibration import calibration_table
 from vgcourse.metrics.attributes import attribute_accuracy, attribute_consistency, detect_attributes
 from vgcourse.metrics.corruptions import CORRUPTIONS, add_noise, blur, freeze_frames, shuffle_frames
+from vgcourse.metrics.disentanglement import content_agreement, real_pairs, trajectory_correlation
 from vgcourse.metrics.frechet import (frechet_distance, frechet_distance_features, gaussian_stats, jackknife_fd,
                                       jackknife_std)
 from vgcourse.metrics.reconstruction import bits_per_dim, codebook_stats, codebook_usage, mask_iou, psnr, ssim
@@ -23,3 +24,4 @@ __all__ = ["evaluate", "Evaluator", "calibration_table", "frechet_distance", "fr
            "mask_iou", "bits_per_dim", "track_centroids", "motion_stats", "count_objects", "foreground",
            "detect_attributes", "attribute_accuracy", "attribute_consistency", "shuffle_frames", "freeze_frames",
            "blur", "add_noise", "CORRUPTIONS", "PROTOCOL", "Protocol", "reference_rows", "score", "verdict"]
+__all__ += ["content_agreement", "trajectory_correlation", "real_pairs"]
