@@ -142,3 +142,21 @@ def test_an_untrained_predictor_starts_by_copying_the_last_frame():
     assert (first - last).abs().mean() < 0.5 * (first - other).abs().mean()
     kernels = g.step.kernels.bias.view(cfg.transforms, -1).softmax(-1)
     assert (kernels.argmax(-1) == cfg.kernel_size ** 2 // 2).all()  # every kernel peaked at its centre
+
+
+def test_teacher_forcing_reads_the_true_frames():
+    torch.manual_seed(0)
+    g = VideoPredictor(TINY).eval()
+    video = MovingDigits(size=16, frames=6, digits=1).batch(2, seed=2).video
+    z = g.prior_latents(2)
+    changed = video.clone()
+    changed[:, :, 3] += 0.5  # the true frame x_3, read by the step to x_4 (the third predicted frame)
+    with torch.no_grad():
+        free = g(video[:, :, :2], z)
+        forced, forced_changed = g(video[:, :, :2], z, video), g(video[:, :, :2], z, changed)
+        assert torch.equal(g(video[:, :, :2], z, changed), forced_changed)
+    assert torch.equal(free[:, :, 0], forced[:, :, 0])  # the first prediction reads the last context frame
+    assert not torch.allclose(free[:, :, 1:], forced[:, :, 1:])  # later ones read true frames, not predictions
+    diff = (forced_changed - forced).abs().amax((0, 1, 3, 4))
+    assert (diff[:2] == 0).all() and (diff[2:] > 0).all()
+    assert MODES["hybrid"].teacher_forcing and MODES["gan"].teacher_forcing

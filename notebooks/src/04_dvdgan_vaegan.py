@@ -67,7 +67,7 @@ timer = PartTimer(STARTED)
 # Everything that changes between profiles is chosen here, in plain view. The gpu profile trains on the course's
 # protocol data (moving digits, 32×32, 16 frames, two digits); the smoke and cpu profiles at 16×16. Both GANs
 # use the stabilised recipe of chapters 01 and 03 (the non-saturating loss, lazy R1, Adam with β₁ = 0, an EMA
-# generator); DVD-GAN itself trained with the hinge loss and spectral normalisation at batch 512.
+# generator); DVD-GAN itself trained, as BigGAN did, with the hinge loss and spectral normalisation, at large batches.
 
 # %%
 data = pick(smoke=MovingDigits(size=16, frames=16), cpu=MovingDigits(size=16, frames=16), gpu=PROTOCOL.dataset())
@@ -444,8 +444,10 @@ print(f"in the same {matched['minutes']:.2f} minutes: dual fd {matched_dual['fd'
 #
 # ## 7 · The predictor, its posterior and its three recipes
 #
-# Given x_0, x_1, predict x_2..x_11. At each step the predictor reads the previous frame (a real one in the
-# context, then its own prediction) and a latent z_{t−1}, and keeps a memory in two ConvGRUs. Its output follows
+# Given x_0, x_1, predict x_2..x_11. At each step the predictor reads the previous frame and a latent z_{t−1}, and
+# keeps a memory in two ConvGRUs. When it samples, the previous frame is a real one in the context, then its own
+# prediction; in training it is always the true one (teacher forcing: SAVP's scheduled sampling starts there and
+# takes 100,000 steps to hand the inputs over to the model, far more than these runs see). Its output follows
 # SAVP's generator (after Finn et al. 2016's CDNA): from its bottleneck it predicts K = 4 normalised 5×5 kernels,
 # each moves the previous frame's pixels by up to two pixels, and per-pixel masks mix the K moved copies with a
 # generated image. It starts as "copy the last frame" (the kernels peaked at their centre) and learns to move.
@@ -491,10 +493,10 @@ def my_hybrid_step(trainer, batch_) -> dict:
     real = (batch_.video if hasattr(batch_, "video") else batch_)[:, :, :frames]     # (B, C, T, H, W)
     context, future = real[:, :, :c], real[:, :, c:]
     mean, log_var = E(real)                                                  # q(z_{t-1} | x_{t-1}, x_t), (B, T-1, nz)
-    recon = G(context, reparameterise(mean, log_var))                        # the future from posterior latents
+    recon = G(context, reparameterise(mean, log_var), real)                  # the future from posterior latents
     kl = 0.5 * (mean ** 2 + log_var.exp() - 1 - log_var).sum(-1).mean()      # KL to N(0, I)
     l1 = (recon - future).abs().mean()
-    sample = G(context, G.prior_latents(real.shape[0], frames, device=real.device))  # the future from the prior
+    sample = G(context, G.prior_latents(real.shape[0], frames, device=real.device), real)   # ... from the prior
     clips = {"D_vae": torch.cat([context, recon], 2), "D": torch.cat([context, sample], 2)}
     nets = {"D_vae": D_vae, "D": D}
     d_loss = sum(d_nonsaturating(nets[n](real), nets[n](clips[n].detach())) for n in clips)

@@ -18,8 +18,9 @@ future (coverage), the GAN terms make every sample sharp. Its ablations drop one
 The predictor follows SAVP's generator at 32×32 in miniature: a convolutional encoder-decoder with a ConvGRU memory
 at 8×8 and 16×16 (SAVP: ConvLSTM), z tiled into its input and its bottleneck, and CDNA outputs (Finn et al. 2016):
 K normalised kernels predicted from the bottleneck move the previous frame's pixels, and per-pixel masks mix the
-K moved copies with a generated image. Unlike SAVP, no scheduled sampling: after the context the predictor always
-reads its own output, in training as at test time.
+K moved copies with a generated image. In training it reads the true previous frame (teacher forcing): SAVP's
+scheduled sampling starts there and moves to the model's own predictions over 100,000 steps, so runs of a few
+thousand steps never leave its start. Sampling always feeds the predictions back.
 """
 
 from __future__ import annotations
@@ -162,18 +163,19 @@ class VideoPredictor(nn.Module):
         self.config = config
         self.step = FramePredictor(config)
 
-    def forward(self, context: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, context: torch.Tensor, z: torch.Tensor, teacher: torch.Tensor | None = None) -> torch.Tensor:
         """context (B, C, c, H, W), z (B, T − 1, nz) -> the predicted future (B, C, T − c, H, W).
 
         Step t reads x_{t−1} (a real frame while t − 1 < c, then its own prediction) and z_{t−1}; the outputs of
-        the steps inside the context only warm up the memory."""
+        the steps inside the context only warm up the memory. With ``teacher`` (the true clip (B, C, T, H, W)) every
+        step reads the true previous frame instead (teacher forcing)."""
         c, total = context.shape[2], z.shape[1] + 1
         memory, frame, future = None, context[:, :, 0], []
         for t in range(1, total):
             pred, memory = self.step(frame, z[:, t - 1], memory)
             if t >= c:
                 future.append(pred)
-            frame = context[:, :, t] if t < c else pred
+            frame = context[:, :, t] if t < c else (teacher[:, :, t] if teacher is not None else pred)
         return torch.stack(future, dim=2)
 
     def prior_latents(self, n: int, frames: int | None = None, generator: torch.Generator | None = None,
@@ -210,6 +212,7 @@ class PredictionRecipe:
     loss falls on the prior samples (SAVP's GAN-only ablation)."""
 
     posterior: bool = True
+    teacher_forcing: bool = True  # training steps read the true previous frame (SAVP's scheduled sampling at its start)
     l1_weight: float = 100.0
     kl_weight: float = 0.1
     gan_weight: float = 1.0  # L_GAN on prior samples (0: no D)
@@ -263,20 +266,21 @@ def prediction_step(trainer, batch, recipe: PredictionRecipe) -> dict[str, torch
     real = batch.video if hasattr(batch, "video") else batch  # (B, C, T, H, W)
     real = real[:, :, :cfg.frames]
     context, future = real[:, :, :cfg.context_frames], real[:, :, cfg.context_frames:]
+    teacher = real if recipe.teacher_forcing else None
     logs: dict[str, torch.Tensor] = {}
     clips: dict[str, torch.Tensor] = {}  # whole predicted clips (context + prediction) for the discriminators
 
     g_loss = torch.zeros((), device=real.device)
     if recipe.posterior:  # VAE: reconstruct the true future from posterior latents
         mean, log_var = m["E"](real)  # (B, T − 1, nz)
-        recon = G(context, reparameterise(mean, log_var))  # (B, C, T − c, H, W)
+        recon = G(context, reparameterise(mean, log_var), teacher)  # (B, C, T − c, H, W)
         kl = kl_to_unit_gaussian(mean, log_var)
         l1 = (recon - future).abs().mean()
         g_loss = g_loss + recipe.l1_weight * l1 + recipe.kl_weight * kl
         logs |= {"l1": l1.detach(), "kl": kl.detach()}
         clips["D_vae"] = torch.cat([context, recon], 2)
     if recipe.gan_weight > 0:  # GAN: samples from the prior
-        sample = G(context, G.prior_latents(real.shape[0], cfg.frames, device=real.device))
+        sample = G(context, G.prior_latents(real.shape[0], cfg.frames, device=real.device), teacher)
         clips["D"] = torch.cat([context, sample], 2)
         if not recipe.posterior:  # GAN-only: the L1 loss falls on the prior samples
             l1 = (sample - future).abs().mean()
