@@ -131,3 +131,16 @@ def test_step_trains_both_players(dual):
     keys = set(trainer.history[-1])
     assert ({"d_spatial", "g_spatial"} <= keys) == dual and {"d_temporal", "g_temporal", "r1"} <= keys
     assert [h["r1"] > 0 for h in trainer.history] == [False, False, True]  # not on the counted step; every 2
+
+
+def test_update_bias_slows_the_state():
+    """With the same input at every step, a GRU whose update gates start shut keeps changing for longer."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 1, 6, 6).expand(-1, -1, 16, -1, -1)  # the same input at every frame
+    fast, slow = ConvGRU(4, 8), ConvGRU(4, 8, update_bias=-2.0)
+    slow.load_state_dict(fast.state_dict())
+    with torch.no_grad():
+        slow.cell.gates.bias[8:] -= 2.0
+        late = lambda h: (h[:, :, -1] - h[:, :, -2]).abs().mean()  # noqa: E731 - the change at the last step
+        assert late(slow(x)) > 5 * late(fast(x))
+    assert torch.allclose(ConvGRU(4, 8, update_bias=-2.0).cell.gates.bias[8:].mean(), torch.tensor(-2.0), atol=0.3)

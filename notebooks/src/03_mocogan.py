@@ -290,7 +290,7 @@ torch.manual_seed(0)
 model = build_mocogan(config).to(S.device)
 trainer = make_trainer(model, lambda tr, b: mocogan_step(tr, b, recipe), steps,
                        batch_fn=data.stream(batch, seed=0, device=S.device), ema_decay=ema_decay, amp=False,
-                       compile=False, log_every=pick(smoke=1, cpu=50, gpu=100), desc="mocogan")
+                       compile=False, log_every=pick(smoke=1, cpu=10, gpu=100), desc="mocogan")
 timer.start()
 trainer.config.max_minutes = early_minutes
 trainer.fit(pick(smoke=1, cpu=steps, gpu=steps))
@@ -595,7 +595,7 @@ torch.manual_seed(0)
 image_only = build_mocogan(config).to(S.device)
 image_trainer = make_trainer(image_only, step_fn, pick(smoke=1, cpu=early["steps"], gpu=early["steps"]),
                              batch_fn=data.stream(batch, seed=0, device=S.device), amp=False,
-                             log_every=pick(smoke=1, cpu=50, gpu=100), desc="image only")
+                             log_every=pick(smoke=1, cpu=10, gpu=100), desc="image only")
 image_trainer.config.max_minutes = early_minutes
 image_summary = image_trainer.fit()
 early_scores = {}

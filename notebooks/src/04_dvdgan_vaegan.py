@@ -356,7 +356,7 @@ torch.manual_seed(0)
 dual = build_dvdgan(dvd_config).to(S.device)
 dvd_trainer = make_trainer(dual, lambda tr, b: dvdgan_step(tr, b, dvd_recipe), gan_steps,
                            data.stream(batch, seed=0, device=S.device), ema_decay=ema_decay,
-                           log_every=pick(smoke=1, cpu=50, gpu=100), desc="DVD-GAN")
+                           log_every=pick(smoke=1, cpu=10, gpu=100), desc="DVD-GAN")
 timer.start()
 dvd_trainer.config.max_minutes = matched_minutes                       # the first stretch
 dvd_trainer.fit(pick(smoke=1, cpu=gan_steps, gpu=gan_steps))
@@ -370,7 +370,7 @@ torch.manual_seed(0)
 single = build_dvdgan(dvd_config, dual=False).to(S.device)
 single_trainer = make_trainer(single, lambda tr, b: dvdgan_step(tr, b, dvd_recipe), pick(smoke=1, cpu=gan_steps,
                               gpu=gan_steps), data.stream(batch, seed=0, device=S.device), ema_decay=ema_decay,
-                              log_every=pick(smoke=1, cpu=50, gpu=100), desc="one 3D D")
+                              log_every=pick(smoke=1, cpu=10, gpu=100), desc="one 3D D")
 single_trainer.config.max_minutes = None if matched_minutes is None else matched["minutes"]
 single_summary = single_trainer.fit()
 single_train_minutes = timer.lap("full-resolution 3D D training")
@@ -577,7 +577,7 @@ def train_predictor(recipe_, desc: str):
     model_ = build_predictor(pred_config, recipe_).to(S.device)
     trainer_ = make_trainer(model_, lambda tr, b: prediction_step(tr, b, recipe_), pred_steps,
                             data.stream(pred_batch, seed=0, device=S.device), lr_=pred_lr, betas_=pred_betas,
-                            ema=False, max_minutes=pred_minutes, log_every=pick(smoke=1, cpu=25, gpu=50), desc=desc)
+                            ema=False, max_minutes=pred_minutes, log_every=pick(smoke=1, cpu=5, gpu=50), desc=desc)
     return model_, trainer_.fit(), trainer_.history
 
 

@@ -21,14 +21,19 @@ from torch import nn
 class ConvGRUCell(nn.Module):
     """One step: x (B, C_in, H, W) and h (B, C, H, W) -> the next state h (B, C, H, W) (Ballas et al. 2016, eq. (3)).
 
-    The gates' two products W * x + U * h are one convolution of the concatenation [x, h] (the same map)."""
+    The gates' two products W * x + U * h are one convolution of the concatenation [x, h] (the same map).
+    ``update_bias`` starts the update gate at σ(bias): a negative bias makes the state change slowly, so that a GRU
+    fed the same input at every frame (DVD-GAN's first level) still changes over many frames instead of settling
+    on its fixed point within a few."""
 
-    def __init__(self, in_channels: int, channels: int, kernel_size: int = 3):
+    def __init__(self, in_channels: int, channels: int, kernel_size: int = 3, update_bias: float = 0.0):
         super().__init__()
         self.channels = channels
         pad = kernel_size // 2
         self.gates = nn.Conv2d(in_channels + channels, 2 * channels, kernel_size, padding=pad)  # r and u
         self.candidate = nn.Conv2d(in_channels + channels, channels, kernel_size, padding=pad)
+        with torch.no_grad():
+            self.gates.bias[channels:] += update_bias
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
         if h is None:
@@ -41,9 +46,9 @@ class ConvGRUCell(nn.Module):
 class ConvGRU(nn.Module):
     """A ConvGRU unrolled over the frames of a clip: (B, C_in, T, H, W) -> the states h_1..h_T (B, C, T, H, W)."""
 
-    def __init__(self, in_channels: int, channels: int, kernel_size: int = 3):
+    def __init__(self, in_channels: int, channels: int, kernel_size: int = 3, update_bias: float = 0.0):
         super().__init__()
-        self.cell = ConvGRUCell(in_channels, channels, kernel_size)
+        self.cell = ConvGRUCell(in_channels, channels, kernel_size, update_bias)
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
         h, states = h0, []

@@ -118,7 +118,9 @@ class DVDGANGenerator(nn.Module):
         self.config = c
         ch = c.gen_channels
         self.project = nn.Linear(c.latent_dim, ch[0] * 16)  # z -> 4×4×ch_0
-        self.grus = nn.ModuleList([ConvGRU(ch[i], ch[i]) for i in range(len(ch) - 1)])
+        # update gates start mostly shut (σ(−2) ≈ 0.12): the same input at every frame moves the state over the whole
+        # clip instead of settling on its fixed point within a few frames (our choice; the paper gives no init)
+        self.grus = nn.ModuleList([ConvGRU(ch[i], ch[i], update_bias=-2.0) for i in range(len(ch) - 1)])
         self.blocks = nn.ModuleList([nn.ModuleList([GBlock(ch[i], ch[i], c.latent_dim, False, c.gen_norm),
                                                     GBlock(ch[i], ch[i + 1], c.latent_dim, True, c.gen_norm)])
                                      for i in range(len(ch) - 1)])
