@@ -19,7 +19,7 @@ from vgcourse.gan import (
     largest_singular_value,
     r1_penalty,
 )
-from vgcourse.train import EMA, TrainConfig, Trainer
+from vgcourse.train import EMA, TrainConfig, Trainer, count_flops
 
 
 def test_losses_by_hand():
@@ -62,6 +62,8 @@ def test_r1_is_gamma_over_two_squared_gradient_norm():
     x = torch.randn(5, 3)
     assert r1_penalty(d, x, gamma=10.0).item() == pytest.approx(10 / 2 * 9)
     r1_penalty(d, x, gamma=1.0).backward()  # differentiable in D's weights (create_graph)
+    flops = count_flops(lambda: r1_penalty(d, x, gamma=1.0).backward())  # works inside the loop's counted step
+    assert flops > 0
     assert d.weight.grad is not None and d.weight.grad.abs().sum() > 0
 
 

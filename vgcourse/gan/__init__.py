@@ -20,6 +20,7 @@ from vgcourse.gan.dcgan import (
     sample_z,
     standing_statistics,
 )
+from vgcourse.gan.dvdgan import DVDGANConfig, DVDGANRecipe, build_dvdgan, dvdgan_paper, dvdgan_step
 from vgcourse.gan.losses import (
     ADVERSARIAL_LOSSES,
     adversarial_losses,
@@ -30,6 +31,7 @@ from vgcourse.gan.losses import (
     g_nonsaturating,
     g_wasserstein,
 )
+from vgcourse.gan.mocogan import MoCoGANConfig, MoCoGANRecipe, build_mocogan, mocogan_paper, mocogan_step
 from vgcourse.gan.regularizers import apply_spectral_norm, clip_singular_values, largest_singular_value, r1_penalty
 from vgcourse.gan.tgan import (
     ImageGenerator,
@@ -42,6 +44,7 @@ from vgcourse.gan.tgan import (
     tgan_small,
     tgan_tiny,
 )
+from vgcourse.gan.video_prediction import MODES, PredictionRecipe, PredictorConfig, build_predictor, prediction_step
 
 __all__ = ["ADVERSARIAL_LOSSES", "adversarial_losses", "d_nonsaturating", "g_nonsaturating", "d_hinge", "g_hinge",
            "d_wasserstein", "g_wasserstein", "r1_penalty", "apply_spectral_norm", "clip_singular_values",
@@ -49,3 +52,6 @@ __all__ = ["ADVERSARIAL_LOSSES", "adversarial_losses", "d_nonsaturating", "g_non
 __all__ += ["DCGANConfig", "DCGANGenerator", "DCGANDiscriminator", "dcgan", "dcgan_paper", "dcgan_small", "dcgan_tiny",
             "gan_step", "init_dcgan_weights", "sample_z", "standing_statistics", "TGANConfig", "TemporalGenerator",
             "ImageGenerator", "TGANGenerator", "VideoDiscriminator", "tgan", "tgan_paper", "tgan_small", "tgan_tiny"]
+__all__ += ["MoCoGANConfig", "MoCoGANRecipe", "build_mocogan", "mocogan_paper", "mocogan_step", "DVDGANConfig",
+            "DVDGANRecipe", "build_dvdgan", "dvdgan_paper", "dvdgan_step", "MODES", "PredictionRecipe",
+            "PredictorConfig", "build_predictor", "prediction_step"]

@@ -27,7 +27,8 @@ def r1_penalty(discriminator: nn.Module, real: torch.Tensor, gamma: float, *args
     samples of a batch do not interact in D)."""
     if not real.is_floating_point():
         raise TypeError(f"r1_penalty needs real samples as floats, got {real.dtype}")
-    real = real.detach().requires_grad_(True)
+    # differentiate with respect to a non-leaf copy: FlopCounterMode (the loop's counted first step) refuses a leaf
+    real = real.detach().requires_grad_(True).clone()
     scores = discriminator(real, *args, **kwargs)
     (grad,) = torch.autograd.grad(scores.float().sum(), real, create_graph=True)
     return gamma / 2 * grad.float().pow(2).flatten(1).sum(1).mean()

@@ -11,6 +11,7 @@
 from vgcourse.metrics.attributes import attribute_accuracy, attribute_consistency, detect_attributes
 from vgcourse.metrics.calibration import calibration_table
 from vgcourse.metrics.corruptions import CORRUPTIONS, add_noise, blur, freeze_frames, shuffle_frames
+from vgcourse.metrics.disentanglement import content_agreement, real_pairs, trajectory_correlation
 from vgcourse.metrics.frames import FrameEvaluator, format_frame_rows, frame_reference_rows, frames_of, sharpness
 from vgcourse.metrics.frechet import (
     frechet_distance,
@@ -30,3 +31,4 @@ __all__ = ["evaluate", "Evaluator", "calibration_table", "frechet_distance", "fr
            "detect_attributes", "attribute_accuracy", "attribute_consistency", "shuffle_frames", "freeze_frames",
            "blur", "add_noise", "CORRUPTIONS", "PROTOCOL", "Protocol", "reference_rows", "score", "verdict"]
 __all__ += ["FrameEvaluator", "frame_reference_rows", "format_frame_rows", "frames_of", "sharpness"]
+__all__ += ["content_agreement", "trajectory_correlation", "real_pairs"]
