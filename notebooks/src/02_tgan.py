@@ -28,7 +28,7 @@
 # |---|---|---|---|---|
 # | `smoke` | 16×16, 8 frames | tiny | 4 steps each, + 2 | < 1 min on 2 CPU cores (checks only) |
 # | `cpu` | 16×16, 8 frames | narrow (G₁ 64 → 1, critic 16 → 32) | 1 min each, + 0.75 min | ≈ 5 min on 2 CPU cores |
-# | `gpu` | 32×32, 16 frames | G₀ 0.8M + G₁ 1.1M, critic 2.6M | 0.6 min each, + 1.4 min | ≈ 5.5 min on one H200 |
+# | `gpu` | 32×32, 16 frames | G₀ 0.8M + G₁ 1.1M, critic 2.6M | 0.6 min each, + 2.2 min | ≈ 6.5 min on one H200 (estimated) |
 #
 # The smoke and cpu profiles work at 16×16 with 8 frames, and the clip metrics' probes read them at 32×32; their
 # numbers are much weaker than the gpu run's, committed in this notebook's outputs.
@@ -102,7 +102,7 @@ config = pick(smoke=tgan_tiny(),                                            # 16
               gpu=tgan_small())                                             # 32×32×16, G₁ 256 → 1, critic 64 → 256
 batch = pick(smoke=4, cpu=16, gpu=64)               # clips per step
 run_minutes = pick(smoke=None, cpu=1.0, gpu=0.6)    # training minutes of each run of the comparison
-extra_minutes = pick(smoke=None, cpu=0.75, gpu=1.4)  # then the headline run trains on for this long (§6)
+extra_minutes = pick(smoke=None, cpu=0.75, gpu=2.2)  # then the headline run trains on for this long (§6)
 evals_per_run = pick(smoke=2, cpu=3, gpu=5)         # Fréchet distances along each run
 extra_evals = pick(smoke=1, cpu=1, gpu=5)           # ... and along the headline run's extra minutes
 segment_steps = pick(smoke=2, cpu=1_000_000, gpu=1_000_000)   # a cap per segment: the minutes decide
