@@ -31,7 +31,7 @@
 # |---|---|---|---|---|
 # | `smoke` | 16×16 | tiny | 3 steps each | < 1 min on 2 CPU cores (checks only) |
 # | `cpu` | 16×16 | VAE 16/32 channels, DCGAN 128 → 1 | VAE 1.5 min, DCGAN 3.5 min | ≈ 6 min on 2 CPU cores |
-# | `gpu` | 32×32 | VAE 32/64/128 channels, DCGAN 512 → 1 (3.4M) | VAE 0.6 min, DCGAN 1.0 min | ≈ 3 min on one H200 |
+# | `gpu` | 32×32 | VAE 32/64/128 channels, DCGAN 512 → 1 (3.4M) | VAE 0.6 min, DCGAN 1.0 min | 2.3 min on one H200 |
 #
 # The cpu profile works at 16×16, where two CPU cores train enough steps for strokes to appear; the metrics'
 # probe reads every size at 32×32. Its numbers are weaker than the gpu run's, committed in this notebook's outputs.
