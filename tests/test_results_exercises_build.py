@@ -149,3 +149,9 @@ def test_part_timer(capsys):
     minutes = timer.lap("first part")
     assert timer.minutes == {"first part": minutes} and 0 <= minutes < 0.1
     assert "first part:" in capsys.readouterr().out
+
+
+def test_headline_text_joins_standard_errors_and_drops_bookkeeping():
+    text = results.headline_text({"fd": 16.73, "fd_se": 0.764, "n_gen": 384, "seed": 0, "frame_quality": 0.634,
+                                  "fd_latent": None, "recipe": "WGAN + SVC", "orphan_se": 0.1})
+    assert text == "fd 16.7 ± 0.76, frame_quality 0.634, recipe WGAN + SVC, orphan_se 0.1"

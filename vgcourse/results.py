@@ -129,6 +129,24 @@ def headline(payload: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if k in HEADLINE_KEYS and isinstance(v, (int, float))}
 
 
+BOOKKEEPING_KEYS = ("n_gen", "n_real", "units", "seed", "steps")
+
+
+def headline_text(numbers: dict[str, Any]) -> str:
+    """``fd 16.7 ± 0.764, frame_quality 0.634, ...``: each ``<key>_se`` joins its number, counts and labels that
+    only say how a number was made (``n_gen``, ``seed``, ...) and missing values are left out."""
+    parts = []
+    for key, value in numbers.items():
+        if key in BOOKKEEPING_KEYS or value is None or (key.endswith("_se") and key[:-3] in numbers):
+            continue
+        text = f"{value:.3g}" if isinstance(value, float) else f"{value}"
+        se = numbers.get(f"{key}_se")
+        if isinstance(se, (int, float)):
+            text += f" ± {se:.2g}"
+        parts.append(f"{key} {text}")
+    return ", ".join(parts)
+
+
 def markdown_table(directory: str | Path | None = None) -> str:
     """The README's results table, built from the committed results files (never typed in)."""
     directory = Path(directory or COMMITTED)
@@ -136,8 +154,7 @@ def markdown_table(directory: str | Path | None = None) -> str:
             "|---|---|---|---|---|"]
     for path in sorted(directory.glob("[0-9][0-9]_*.json")):  # chapters' files (not times.json)
         payload = json.loads(path.read_text())
-        numbers = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-                            for k, v in headline(payload).items())
+        numbers = headline_text(headline(payload))
         wall = payload.get("wall_time_s")
         rows.append(f"| {payload['chapter']} | {numbers or '—'} | {payload['device']} | {payload['profile']} | "
                     f"{'—' if wall is None else f'{wall / 60:.1f} min'} |")
