@@ -54,6 +54,10 @@ def test_times_table_lists_chapters_by_profile_and_machine_and_the_test_command(
     assert "load average at the chapters' starts 0.3–1.25." in table
     assert "`python3 -m vgcourse test` on 2 CPU cores (X), measured" in table
     assert "(load average 0.7 at its start): 563 tests, 1 skipped, 3.5 min (ruff, then pytest" in table
+    results.record_test_time(".ci/run", 400.0, {"tests": 563}, machine="2 CPU cores (X)", path=path,
+                             scope="a fresh clone, set-up included")
+    assert "`.ci/run` on 2 CPU cores (X), measured" in results.times_table(path)
+    assert "563 tests, 6.7 min (a fresh clone, set-up included)." in results.times_table(path)
 
 
 def test_readme_times_table_matches_times_file():

@@ -218,16 +218,16 @@ def record_build_times(seconds: dict[str, float], profile: str, machine: str | N
 
 
 def record_test_time(command: str, seconds: float, counts: dict[str, int], machine: str | None = None,
-                     path: Path | None = None, load: float | None = None) -> Path:
+                     path: Path | None = None, load: float | None = None, scope: str | None = None) -> Path:
     """Add one timed run of the test command (``command``, e.g. ``python3 -m vgcourse test``) to ``times.json``:
     its wall time (ruff and pytest), pytest's counts (``tests``, ``skipped``, ``failures``, ``errors``) and the load
-    average at its start."""
+    average at its start; ``scope`` says what the time covers when it is more than ruff and pytest."""
     machine = machine or machine_name("cpu")
 
     def update(times: dict) -> None:
         times.setdefault("test", {}).setdefault(command, {})[machine] = (
             {"seconds": round(float(seconds), 1), "load": load} | {k: int(v) for k, v in counts.items()}
-            | _provenance())
+            | ({"scope": scope} if scope else {}) | _provenance())
 
     return _update_times(update, path)
 
@@ -273,7 +273,7 @@ def times_table(path: Path | None = None) -> str:
             skipped = f", {e['skipped']} skipped" if e.get("skipped") else ""
             load = f" (load average {e['load']:g} at its start)" if e.get("load") is not None else ""
             lines += ["", f"`{command}` on {machine}, measured {e['date']}{load}: {e['tests']} tests{skipped}, "
-                          f"{_minutes(e['seconds'])} (ruff, then pytest; set-up excluded)."]
+                          f"{_minutes(e['seconds'])} ({e.get('scope', 'ruff, then pytest; set-up excluded')})."]
     return "\n".join(lines).strip()
 
 
