@@ -11,7 +11,20 @@ from vgcourse.autoregressive.gpt import (
     videogpt_bair,
 )
 from vgcourse.autoregressive.maskgit import MaskGIT, MaskGITConfig, cosine_schedule, decode_schedule, maskgit_tiny
+from vgcourse.autoregressive.videogpt import (
+    NUM_PAIRS,
+    TokenBatches,
+    encode_dataset,
+    heldout_bits,
+    load_tokenizer_if_shipped,
+    pair_digits,
+    pair_label,
+    prior_loss,
+    sample_videos,
+    videogpt_digits,
+)
 
 __all__ = ["GPTConfig", "GPT", "sample_next", "num_parameters", "flops_per_token", "videogpt_bair", "gpt_tiny",
            "VIDEOGPT_BAIR_PRIOR_PARAMS", "MaskGITConfig", "MaskGIT", "cosine_schedule", "decode_schedule",
-           "maskgit_tiny"]
+           "maskgit_tiny", "NUM_PAIRS", "TokenBatches", "encode_dataset", "heldout_bits",
+           "load_tokenizer_if_shipped", "pair_digits", "pair_label", "prior_loss", "sample_videos", "videogpt_digits"]
