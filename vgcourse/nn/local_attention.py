@@ -40,8 +40,12 @@ def nearby_mask(grid: Grid, extent: Grid, causal: bool = True, device: torch.dev
     j is in i's neighbourhood when |t_j − t_i| ≤ e_t, |h_j − h_i| ≤ e_h and |w_j − w_i| ≤ e_w; with ``causal``, also
     j ≤ i. An extent that covers the grid gives full attention (the lower triangle with ``causal``)."""
     grid, extent = _check(grid, extent)
-    coords = grid_coordinates(grid, device)  # (L, 3)
-    near = ((coords[:, None] - coords[None]).abs() <= torch.tensor(extent, device=coords.device)).all(-1)  # (L, L)
+    (t, h, w), length = grid, grid[0] * grid[1] * grid[2]
+    axis = [(torch.arange(n, device=device)[:, None] - torch.arange(n, device=device)[None]).abs() <= e
+            for n, e in zip(grid, extent)]  # per axis (n, n): |Δ| ≤ e
+    # the box is the product of the three axes' masks, built on the (t, h, w, t', h', w') grid: L² bools, no more
+    near = (axis[0][:, None, None, :, None, None] & axis[1][None, :, None, None, :, None]
+            & axis[2][None, None, :, None, None, :]).reshape(length, length)  # (L, L)
     return near.tril() if causal else near
 
 
