@@ -40,7 +40,7 @@ def nearby_mask(grid: Grid, extent: Grid, causal: bool = True, device: torch.dev
     j is in i's neighbourhood when |t_j − t_i| ≤ e_t, |h_j − h_i| ≤ e_h and |w_j − w_i| ≤ e_w; with ``causal``, also
     j ≤ i. An extent that covers the grid gives full attention (the lower triangle with ``causal``)."""
     grid, extent = _check(grid, extent)
-    (t, h, w), length = grid, grid[0] * grid[1] * grid[2]
+    length = grid[0] * grid[1] * grid[2]
     axis = [(torch.arange(n, device=device)[:, None] - torch.arange(n, device=device)[None]).abs() <= e
             for n, e in zip(grid, extent)]  # per axis (n, n): |Δ| ≤ e
     # the box is the product of the three axes' masks, built on the (t, h, w, t', h', w') grid: L² bools, no more
