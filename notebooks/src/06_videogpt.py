@@ -8,7 +8,8 @@
 # block, the next-token loss and the training step by hand and check each against the package, train the package's
 # 26M-parameter prior compiled in bf16, sample with a key-value cache (and measure what the cache saves), decode the
 # codes back to pixels and score the clips with the course's protocol. Then two descendants: NÜWA's 3D nearby
-# attention, as a mask over the token grid, with its cost as the grid grows, and CogVideo's ideas in words.
+# attention, as a mask over the token grid, with its cost as the grid grows, and CogVideo's dual-channel attention
+# (a frozen spatial channel beside a trained temporal one), written and checked but not trained.
 #
 # **Where it sits in the history.** The Transformer era of the survey (§2.1–2.2), after chapter 05's tokenizers:
 #
@@ -21,7 +22,7 @@
 # - Wu et al. 2022 (**NÜWA**): one 3D transformer for images and videos, whose tokens attend only to a nearby box of
 #   cells in time, height and width (3D nearby attention, §4 here).
 # - Hong et al. 2023 (**CogVideo**): a 9B-parameter video GPT built on a pretrained text-to-image GPT (CogView2), with
-#   dual-channel attention and a frame-rate token (§6 here, in words).
+#   dual-channel attention and a frame-rate token (§6 here: the dual channel checked, not trained).
 # - Masked transformers (MaskGIT, Phenaki, chapter 07) then drew all tokens in a few parallel steps instead of one
 #   at a time; diffusion (chapters 08–12) took over the field.
 #
@@ -57,6 +58,7 @@ from vgcourse import results
 from vgcourse.autoregressive import (
     GPT,
     NUM_PAIRS,
+    DualChannelAttention,
     GPTConfig,
     TokenBatches,
     encode_dataset,
@@ -392,6 +394,11 @@ samples, sample_codes, sample_s = sample_videos(prior, tokenizer, y=asked, seed=
 gpt_scores = score(evaluator, samples)
 timer.lap("sampling and scoring")
 print(f"{n_gen} clips drawn in {sample_s * n_gen:.1f} s: {1e3 * sample_s:.1f} ms per clip (codes; decoding left out)")
+try:  # chapter 08's committed gpu results, for scale
+    ddpm_ms = results.load("08_ddpm_video")["metrics"]["sampling_ms_per_clip"]
+    print(f"chapter 08 on its GPU: DDPM {ddpm_ms['DDPM']:.0f} ms per clip, DDIM with 50 steps {ddpm_ms['DDIM 50']:.0f}")
+except (FileNotFoundError, KeyError):
+    print("chapter 08's results are not here to compare with")
 print(format_rows(rows | {"reconstructions": tok_scores, "VideoGPT prior": gpt_scores},
                   metrics=("fd", "frame_quality", "identity_consistency", "motion_consistency", "diversity")))
 
@@ -590,15 +597,15 @@ for c in cost:
 # codes a clip full attention is cheap, which is why the prior above uses it; we leave a quality comparison at equal
 # minutes to the exercises' spirit rather than spend the chapter's minutes on it.
 #
-# ## 6 · CogVideo in words
+# ## 6 · CogVideo: dual-channel attention and the frame-rate token
 #
-# CogVideo (Hong et al. 2023) scales this recipe to text-to-video at 9B parameters, and adds two ideas that this
-# chapter describes without training them:
+# CogVideo (Hong et al. 2023) scales this recipe to text-to-video at 9B parameters, and adds two ideas, which this
+# chapter describes and checks without training them:
 #
 # - **Dual-channel attention.** A pretrained text-to-image GPT (CogView2) is reused whole and frozen: its attention
 #   layers become the *spatial channel*, run on each frame's tokens. Beside each one a new *temporal channel*
 #   (attention across frames, in CogVideo a 3D local "swin" attention) is trained from scratch, and the two outputs are
-#   mixed by a learned per-layer weight α: out = α·spatial + (1 − α)·temporal. Only the temporal channels and α learn,
+#   mixed by a learned vector α: out = α ⊙ spatial + (1 − α) ⊙ temporal. Only the temporal channels and α learn,
 #   so the image model's knowledge of appearance is kept while the video model learns motion, at a fraction of the
 #   cost of training everything.
 # - **The frame-rate token.** Training clips are sampled at different frame rates so that a clip of fixed length
@@ -606,6 +613,36 @@ for c in cost:
 #   how fast things move. CogVideo also generates hierarchically: key frames first at a low rate, then a second model
 #   fills the frames in between, conditioned on both ends.
 #
+# The dual channel is small enough to write and check here, on the package's `Attention`: the spatial channel is a
+# causal mask that keeps each token inside its own frame, the temporal one a causal mask across frames (here NÜWA's
+# nearby box, in the spirit of CogVideo's local 3D attention). We freeze the spatial channel with "pretrained"
+# weights (a stand-in for CogView2's layer) and check which parameters a backward pass reaches. The frame-rate token
+# needs no new machinery: it is one more learned prefix token, exactly like the class token of §4.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def my_dual_channel(dual: DualChannelAttention, x: torch.Tensor) -> torch.Tensor:
+    """x (B, L, D) -> α ⊙ spatial(x) + (1 − α) ⊙ temporal(x), each channel a masked causal attention."""
+    t, h, w = dual.grid
+    cell = torch.arange(t * h * w)
+    same_frame = (cell[:, None] // (h * w)) == (cell[None] // (h * w))                      # (L, L)
+    spatial = dual.spatial(x, mask=same_frame & (cell[None] <= cell[:, None]))               # within the frame
+    temporal = dual.temporal(x, mask=nearby_mask(dual.grid, (1, 1, 1)))                       # across frames, nearby
+    return dual.alpha * spatial + (1 - dual.alpha) * temporal
+
+
+torch.manual_seed(0)
+image_layer = Attention(32, 4, causal=True)                                   # stand-in for a pretrained layer
+dual = DualChannelAttention(32, 4, (4, 3, 3), temporal_extent=(1, 1, 1)).freeze_spatial(image_layer.state_dict())
+x = torch.randn(2, 36, 32)
+torch.testing.assert_close(my_dual_channel(dual, x), dual(x))
+dual(x).square().mean().backward()
+trained = sorted({name.split(".")[0] for name, p in dual.named_parameters() if p.grad is not None})
+frozen = sorted({name.split(".")[0] for name, p in dual.named_parameters() if p.grad is None})
+print(f"my_dual_channel matches vgcourse.autoregressive.DualChannelAttention; gradients reach {trained}, "
+      f"not {frozen}")
+
+# %% [markdown]
 # ## 7 · Claim check: do transformers struggle with spatio-temporal dynamics?
 #
 # The survey says that autoregressive transformers over tokens model appearance well but struggle with
