@@ -20,7 +20,7 @@
 #   attention, then a GPT over the flattened space-time codes, with learned positions per axis and conditioning by a
 #   class token or by the codes of given frames.
 # - Wu et al. 2022 (**NÜWA**): one 3D transformer for images and videos, whose tokens attend only to a nearby box of
-#   cells in time, height and width (3D nearby attention, §4 here).
+#   cells in time, height and width (3D nearby attention, §5 here).
 # - Hong et al. 2023 (**CogVideo**): a 9B-parameter video GPT built on a pretrained text-to-image GPT (CogView2), with
 #   dual-channel attention and a frame-rate token (§6 here: the dual channel checked, not trained).
 # - Masked transformers (MaskGIT, Phenaki, chapter 07) then drew all tokens in a few parallel steps instead of one
@@ -120,7 +120,7 @@ print(f"tokenizer: {tokenizer_config.hidden_channels} channels, downsample {toke
 
 # %% [markdown]
 # The data: two handwritten digits bouncing off the walls (chapter 00). Each clip carries the classes of its two
-# digits, which §3 uses as the class.
+# digits, which §4 uses as the class.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -187,7 +187,7 @@ print(format_rows(rows | {"reconstructions": tok_scores},
                   metrics=("fd", "frame_quality", "identity_consistency", "motion_consistency")))
 
 # %% [markdown]
-# Then the training clips are encoded once, on the device, with the label of each (§3): the prior trains on batches
+# Then the training clips are encoded once, on the device, with the label of each (§4): the prior trains on batches
 # of codes drawn from this set and never runs the tokenizer again. A few held-out clips are encoded too, to measure
 # the prior's likelihood on clips it never saw.
 
