@@ -519,26 +519,26 @@ filmstrip({"held-out": originals, "continued": continued}, clips=[0, 1])
 # %%
 # NBVAL_CHECK_OUTPUT
 extent = (1, 2, 2)
-small_grid = (3, 4, 4)
-mask = nearby_mask(small_grid, extent)                                  # (48, 48) True = attend
-cells = [(t, h, w) for t in range(3) for h in range(4) for w in range(4)]
+small_grid = (3, 7, 7)
+mask = nearby_mask(small_grid, extent)                                  # (147, 147) True = attend
+cells = [(t, h, w) for t in range(3) for h in range(7) for w in range(7)]
 by_hand = torch.tensor([[j <= i and all(abs(a - b) <= e for a, b, e in zip(cells[i], cells[j], extent))
-                         for j in range(48)] for i in range(48)])
+                         for j in range(147)] for i in range(147)])
 assert torch.equal(mask, by_hand) and nearby_pairs(small_grid, extent) == int(mask.sum())
-print(f"grid {small_grid}: token (1, 2, 2) attends to {int(mask[cells.index((1, 2, 2))].sum())} cells; "
-      f"{int(mask.sum())} pairs of {48 * 49 // 2} causal ones")
+print(f"grid {small_grid}: token (1, 3, 3) attends to {int(mask[cells.index((1, 3, 3))].sum())} cells; "
+      f"{int(mask.sum())} pairs of {147 * 148 // 2} causal ones")
 
 # %%
 fig = Figure(figsize=(8, 2.4), layout="constrained")
-centre = cells.index((1, 2, 2))
+centre = cells.index((1, 3, 3))
 for t in range(3):
     ax = fig.add_subplot(1, 4, t + 1)
-    ax.imshow(mask[centre].view(3, 4, 4)[t].float(), cmap="Blues", vmin=0, vmax=1)
-    ax.set_title(f"keys in frame t={t}", fontsize=8)
+    ax.imshow(mask[centre].view(3, 7, 7)[t].float(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_title(f"token (1, 3, 3): keys at t={t}", fontsize=8)
     ax.set_xticks([]), ax.set_yticks([])
 ax = fig.add_subplot(1, 4, 4)
 ax.imshow(mask.float(), cmap="Blues")
-ax.set_title("the whole (48, 48) mask", fontsize=8)
+ax.set_title("the whole (147, 147) mask", fontsize=8)
 ax.set_xlabel("key"), ax.set_ylabel("query")
 fig
 
