@@ -1,5 +1,7 @@
-"""Autoregressive and masked transformers over the codes of a video tokenizer: VideoGPT's GPT prior and MaskGIT."""
+"""Autoregressive and masked transformers over the codes of a video tokenizer: VideoGPT's GPT prior (with its
+training and sampling helpers), CogVideo's dual-channel attention, and MaskGIT."""
 
+from vgcourse.autoregressive.cogvideo import DualChannelAttention, frame_mask
 from vgcourse.autoregressive.gpt import (
     GPT,
     VIDEOGPT_BAIR_PRIOR_PARAMS,
@@ -11,7 +13,21 @@ from vgcourse.autoregressive.gpt import (
     videogpt_bair,
 )
 from vgcourse.autoregressive.maskgit import MaskGIT, MaskGITConfig, cosine_schedule, decode_schedule, maskgit_tiny
+from vgcourse.autoregressive.videogpt import (
+    NUM_PAIRS,
+    TokenBatches,
+    encode_dataset,
+    heldout_bits,
+    load_tokenizer_if_shipped,
+    pair_digits,
+    pair_label,
+    prior_loss,
+    sample_videos,
+    videogpt_digits,
+)
 
 __all__ = ["GPTConfig", "GPT", "sample_next", "num_parameters", "flops_per_token", "videogpt_bair", "gpt_tiny",
            "VIDEOGPT_BAIR_PRIOR_PARAMS", "MaskGITConfig", "MaskGIT", "cosine_schedule", "decode_schedule",
-           "maskgit_tiny"]
+           "maskgit_tiny", "NUM_PAIRS", "TokenBatches", "encode_dataset", "heldout_bits",
+           "load_tokenizer_if_shipped", "pair_digits", "pair_label", "prior_loss", "sample_videos", "videogpt_digits",
+           "DualChannelAttention", "frame_mask"]

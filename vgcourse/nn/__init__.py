@@ -12,6 +12,7 @@ from vgcourse.nn.layouts import (
     temporal_attention,
     window_attention,
 )
+from vgcourse.nn.local_attention import grid_coordinates, nearby_mask, nearby_pairs, pair_flops
 from vgcourse.nn.positions import sincos_1d, sincos_2d, sincos_3d
 from vgcourse.nn.transformer import MLP, AdaLNBlock, Attention, Block, KVCache, causal_mask, modulate
 
@@ -20,4 +21,5 @@ SelfAttention = Attention  # the old name, kept for old imports
 __all__ = ["attention", "MAX_SDPA_BATCH", "sincos_1d", "sincos_2d", "sincos_3d",
            "LAYOUTS", "attend", "attention_flops", "full_attention", "layout_step", "spatial_attention",
            "temporal_attention", "window_attention",
-           "Attention", "MLP", "Block", "AdaLNBlock", "KVCache", "causal_mask", "modulate", "SelfAttention"]
+           "Attention", "MLP", "Block", "AdaLNBlock", "KVCache", "causal_mask", "modulate", "SelfAttention",
+           "nearby_mask", "nearby_pairs", "pair_flops", "grid_coordinates"]
