@@ -1,4 +1,5 @@
-"""Autoregressive and masked transformers over the codes of a video tokenizer: VideoGPT's GPT prior and MaskGIT."""
+"""Autoregressive and masked transformers over the codes of a video tokenizer: VideoGPT's GPT prior, MaskGIT and
+Phenaki's text-conditioned MaskGIT with extension."""
 
 from vgcourse.autoregressive.gpt import (
     GPT,
@@ -10,8 +11,16 @@ from vgcourse.autoregressive.gpt import (
     sample_next,
     videogpt_bair,
 )
-from vgcourse.autoregressive.maskgit import MaskGIT, MaskGITConfig, cosine_schedule, decode_schedule, maskgit_tiny
+from vgcourse.autoregressive.maskgit import (
+    MaskGIT,
+    MaskGITConfig,
+    cosine_schedule,
+    decode_schedule,
+    decode_step,
+    maskgit_tiny,
+)
+from vgcourse.autoregressive.phenaki import TextMaskGIT, extend, text_to_video
 
 __all__ = ["GPTConfig", "GPT", "sample_next", "num_parameters", "flops_per_token", "videogpt_bair", "gpt_tiny",
            "VIDEOGPT_BAIR_PRIOR_PARAMS", "MaskGITConfig", "MaskGIT", "cosine_schedule", "decode_schedule",
-           "maskgit_tiny"]
+           "maskgit_tiny", "decode_step", "TextMaskGIT", "extend", "text_to_video"]
