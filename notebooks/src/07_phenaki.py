@@ -31,9 +31,9 @@
 #
 # | profile | tokenizer | masked transformer | training | time |
 # |---|---|---|---|---|
-# | `smoke` | tiny (32 channels, 32 codes) | tiny | 2 + 2 steps | < 1 min on 2 CPU cores (checks only) |
-# | `cpu` | 64 channels, 256 codes | 4 × 128 | 2 + 4 min, batch 16 | ≈ 9 min on 2 CPU cores: rough shapes |
-# | `gpu` | 256 channels, 512 codes (2.6M) | 8 × 384 (14M), compiled, bf16 | 2 + 4 min, batch 64 / 128 | ≈ 8 min on one H200 |
+# | `smoke` | tiny (32 wide, 32 codes) | 2 × 32 | 2 + 2 steps | < 1 min on 2 CPU cores (checks only) |
+# | `cpu` | 64 wide, 256 codes | 4 × 128 | 2 + 4 min, batch 16 | ≈ 9 min on 2 CPU cores: rough shapes |
+# | `gpu` | 256 wide, 512 codes (6.5M) | 8 × 384 (15M) | 2 + 4 min, batch 64 / 128, compiled, bf16 | ≈ 8 min, one H200 |
 
 # %%
 import math
