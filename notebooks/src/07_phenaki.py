@@ -359,6 +359,15 @@ print(f"ℓ(∅) + {guidance:g} (ℓ(c) − ℓ(∅)) matches TextMaskGIT.guided
 # The tokenizer is frozen; each batch is encoded on the fly (fp32, outside the autocast, so that training sees the
 # same codes as the extension will), and the masked transformer trains on the codes and the captions, compiled,
 # in bf16 on the GPU.
+#
+# **Continuation examples.** Extension asks the model to fill in the last 2 time steps of a clip whose first 3 are
+# given. So in 30% of training clips the first 3 steps (frames 0–8) are given, never masked, and the loss falls on
+# the rest (`maskable`; MaskGIT's frame-prediction setting). A prompt sequence asks for more: the caption of a
+# chunk may contradict the context's motion. Phenaki's captioned videos contain such events; our shapes never turn.
+# So half of the continuation examples **turn around** at frame 8 — the window's frames after it are those before
+# it in reverse order (time-mirrored, so the motion is real motion) — and carry the caption of the new direction.
+# The model never learns to *generate* a turn from scratch: in these clips the turn lies in the given frames' future
+# only.
 
 # %%
 timer.start()
@@ -367,20 +376,45 @@ gen_cfg = MaskGITConfig(vocab_size=tok_cfg.codebook_size, grid=grid, n_layer=lay
 torch.manual_seed(0)
 model = TextMaskGIT(gen_cfg, CaptionEncoder(dim=text_dim, layers=1, heads=4 if text_dim % 4 == 0 else 2),
                     text_dim=text_dim, p_uncond=p_uncond).to(S.device)
-gen_stream = shape_stream(gen_batch, seed=1)
+p_context, p_turn = 0.3, 0.5                     # continuation examples; the share of them that turn around
+given_steps = 3                                  # time steps of codes given in a continuation: frames 0-8
+flip = torch.tensor([1, 0, 3, 2])                # left <-> right, up <-> down (DIRECTION_NAMES order)
+draw = paths.stream(gen_batch, seed=1, device=S.device)
+
+
+def captions_of(colour: torch.Tensor, shape: torch.Tensor, direction: torch.Tensor) -> list[str]:
+    return [caption(c, s_, d) for c, s_, d in zip(colour.tolist(), shape.tolist(), direction.tolist())]
 
 
 @torch.no_grad()
 def code_batch(step: int):
-    video, tokens_ = gen_stream(step)
-    return tokenizer.encode(video), tokens_                                # (B, 5, 8, 8) codes, (B, 12) words
+    """(codes (B, 5, 8, 8), caption tokens (B, 12), maskable (B, N)): a training batch of the masked transformer."""
+    b = draw(step)
+    g_ = torch.Generator().manual_seed(1_000_003 + step)
+    video = windows(b.video, window, g_)                                       # (B, 3, 17, 32, 32)
+    n = video.shape[0]
+    given = torch.rand(n, generator=g_) < p_context                            # (B,) continuation examples
+    turn = given & (torch.rand(n, generator=g_) < p_turn)                      # (B,) ... that turn around
+    at = tokenizer.frames_for(given_steps) - 1                                 # frame 8, the context's last
+    mirrored = torch.arange(window).where(torch.arange(window) <= at, 2 * at - torch.arange(window))  # 0..8, 7..0
+    video = torch.where(turn.to(S.device)[:, None, None, None, None], video[:, :, mirrored], video)
+    direction = b.labels["direction"][:, 0].cpu()
+    direction = torch.where(turn, flip[direction], direction)                  # the caption of the new direction
+    tokens_ = tokenize(captions_of(b.labels["colour"][:, 0].cpu(), b.labels["shape"][:, 0].cpu(), direction))
+    maskable = torch.ones(n, *grid, dtype=torch.bool)
+    maskable[given, :given_steps] = False                                      # given steps: never masked
+    return tokenizer.encode(video), tokens_.to(S.device), maskable.flatten(1).to(S.device)
+
+
+turn_demo = code_batch(0)
+print(f"a batch: {int((~turn_demo[2].all(1)).sum())} of {gen_batch} clips are continuation examples")
 
 
 gen_opt = torch.optim.AdamW(model.parameters(), lr=gen_lr, betas=(0.9, 0.99), weight_decay=0.01, fused=cuda)
 gen_trainer = Trainer(model, gen_opt, code_batch,
                       TrainConfig(steps=steps, max_minutes=gen_minutes, compile=S.compile, log_every=log_every,
                                   desc="text MaskGIT"),
-                      loss_fn=lambda m, b: m(b[0], b[1])[1],
+                      loss_fn=lambda m, b: m(b[0], b[1], maskable=b[2])[1],
                       schedulers={"main": warmup_cosine(gen_opt, warmup, steps, final=0.1)},
                       model_config=asdict(gen_cfg))
 gen_summary = gen_trainer.fit()
@@ -469,7 +503,7 @@ filmstrip({heldout.captions[i][2:]: t2v[guidance][i] for i in range(6)})
 # %%
 timer.start()
 context = 1 + 2 * tok_cfg.temporal_patch                               # 9 frames: 3 time steps of codes
-flip = torch.tensor([1, 0, 3, 2], device=S.device)                     # left <-> right, up <-> down
+flip_ = flip.to(S.device)
 n_ = min(n_long, n_gen)
 first_labels = {k: v[:n_] for k, v in labels.items()}
 
@@ -483,7 +517,7 @@ def tokens_of(labels_: dict) -> torch.Tensor:
 chunk_labels = [first_labels]                                          # chunk 0: the text-to-video clip
 for i in range(4):
     previous = chunk_labels[-1]
-    chunk_labels.append(previous | {"direction": flip[previous["direction"]]})
+    chunk_labels.append(previous | {"direction": flip_[previous["direction"]]})
 chunk_tokens = [tokens_of(lab) for lab in chunk_labels]
 
 
@@ -630,10 +664,11 @@ print(f"flipped chunks follow their caption: {follow_acc:.3f} ± {follow_se:.3f}
 # %% [markdown]
 # **Reading it.** The masked transformer writes 320 codes in 12 passes, and the causal tokenizer is what lets it
 # continue: the last frames of any clip, its own or a real one, become the start of a new clip. Whether a turn is
-# followed is a harder question than whether a clip is continued: no training clip ever turns, so a flipped caption
-# asks the model to combine what it learned (this caption means this motion) with a context that moves the other
-# way; classifier-free guidance is what pushes the caption's side. The control row measures how much of the turning
-# is the caption's doing.
+# followed is a harder question than whether a clip is continued. The model saw turns only as continuation examples
+# of real clips, one turn each, at one place in the window; a prompt sequence asks for a turn after every chunk, on
+# its own drawings, re-encoded: any error of one chunk becomes the given context of the next. Classifier-free
+# guidance pushes the caption's side against the context's momentum, and the control row (the same clips, the first
+# caption kept) measures how much of the turning is the caption's doing.
 #
 # ## Exercises
 #
