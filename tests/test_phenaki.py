@@ -135,3 +135,13 @@ def test_guidance_needs_a_model_trained_without_its_condition() -> None:
         MaskGIT(maskgit_tiny()).generate(n=1, guidance=2.0)
     with pytest.raises(ValueError, match="not classes"):
         TextMaskGIT(maskgit_tiny(num_classes=3), CaptionEncoder(dim=16), text_dim=16)
+
+
+def test_a_training_step_traces_as_one_graph() -> None:
+    """The gpu profile compiles the training step: caption encoder, dropout of the caption and the masked loss."""
+    model = text_model().train()
+    codes = torch.randint(32, (2, 48), generator=torch.Generator().manual_seed(4))
+    maskable = torch.ones(2, 48, dtype=torch.bool)
+    maskable[0, :16] = False
+    explained = torch._dynamo.explain(lambda c, y, m: model(c, y, maskable=m)[1])(codes, captions(2), maskable)
+    assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons

@@ -272,7 +272,13 @@ print(f"held-out reconstructions: PSNR {psnr(recon, real).mean().item():.2f} dB,
       f"{float(use['usage']):.2f}, perplexity {float(use['perplexity']):.0f} of {tok_cfg.codebook_size}")
 print("attributes read back from the reconstructions: "
       + "  ".join(f"{k} {v:.3f}" for k, v in recon_acc.items()))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
 side_by_side({"held-out": real[:4], "through the C-ViViT": recon[:4]}, nrow=2, scale=3)
+
+# %%
+filmstrip({"held-out 0": real[0], "C-ViViT 0": recon[0], "held-out 1": real[1], "C-ViViT 1": recon[1]})
 
 # %% [markdown]
 # ## 3 · The masked transformer: loss and one decoding step
