@@ -491,7 +491,7 @@ filmstrip({heldout.captions[i][2:]: t2v[guidance][i] for i in range(6)})
 # Phenaki's extension (§2.3): decode a clip, take its last 9 frames (1 + 2·4), **encode them again on their own**
 # (the first of them now a first frame, so the causal tokenizer gives them 3 time steps of codes), fix those codes,
 # mask the other 2 steps and decode them under a caption; append the 8 new frames; repeat. Four chunks take a
-# 17-frame clip to 48 frames, 3× the training length nearly.
+# 17-frame clip to 48 frames (the last chunk cut short), nearly 3× the training length.
 #
 # Two runs, both measured on all 48 frames:
 #
@@ -580,8 +580,8 @@ side_by_side({"one caption": long["one caption (real start)"][:4],
               "prompt sequence": long["prompt sequence (own clips)"][:4]}, nrow=2, scale=3)
 
 # %% [markdown]
-# The prompt-sequence clips as filmstrips, every third frame, the caption of each chunk in the label (the seams fall
-# at frames 17, 25, 33, 41):
+# The prompt-sequence clips as filmstrips, every third frame, the direction asked of each chunk in the label (the
+# seams are printed above):
 
 # %%
 def turns(i: int) -> str:
