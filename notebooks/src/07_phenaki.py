@@ -465,11 +465,14 @@ rows = {"real": real, "shuffled frames": shuffle_frames(real, gshuffle), "frozen
 scores = {}
 print(f"{'':26s} {'colour':>7s} {'shape':>7s} {'direction':>9s} {'all three':>15s}   (n = {n_gen})")
 for name, video in rows.items():
-    acc = attribute_accuracy(video, labels)
+    acc = attribute_accuracy(video, labels, by_shape=True)
     acc["attribute_accuracy_se"] = accuracy_se(acc["attribute_accuracy"], n_gen)
     scores[name] = acc
     print(f"{name:26s} {acc['colour_accuracy']:7.3f} {acc['shape_accuracy']:7.3f} {acc['direction_accuracy']:9.3f} "
           f"{acc['attribute_accuracy']:7.3f} ± {acc['attribute_accuracy_se']:.3f}")
+for name in ("tokenizer reconstructions", f"Phenaki, s = {guidance:g}"):
+    print(f"shape accuracy by shape, {name}: "
+          + ", ".join(f"{k} {v:.2f}" for k, v in scores[name]["shape_accuracy_by_shape"].items()))
 head = scores[f"Phenaki, s = {guidance:g}"]
 t2v_bar = verdict(head["attribute_accuracy"], 0.9, head["attribute_accuracy_se"], lower_is_better=False)
 print(f"bar: attribute accuracy ≥ 0.9 at s = {guidance:g}: {t2v_bar}")
