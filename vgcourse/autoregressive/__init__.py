@@ -1,5 +1,6 @@
 """Autoregressive and masked transformers over the codes of a video tokenizer: VideoGPT's GPT prior (with its
-training and sampling helpers), CogVideo's dual-channel attention, and MaskGIT."""
+training and sampling helpers), CogVideo's dual-channel attention, MaskGIT, and Phenaki's text-conditioned
+MaskGIT with extension."""
 
 from vgcourse.autoregressive.cogvideo import DualChannelAttention, frame_mask
 from vgcourse.autoregressive.gpt import (
@@ -12,7 +13,15 @@ from vgcourse.autoregressive.gpt import (
     sample_next,
     videogpt_bair,
 )
-from vgcourse.autoregressive.maskgit import MaskGIT, MaskGITConfig, cosine_schedule, decode_schedule, maskgit_tiny
+from vgcourse.autoregressive.maskgit import (
+    MaskGIT,
+    MaskGITConfig,
+    cosine_schedule,
+    decode_schedule,
+    decode_step,
+    maskgit_tiny,
+)
+from vgcourse.autoregressive.phenaki import TextMaskGIT, extend, text_to_video
 from vgcourse.autoregressive.videogpt import (
     NUM_PAIRS,
     TokenBatches,
@@ -28,6 +37,7 @@ from vgcourse.autoregressive.videogpt import (
 
 __all__ = ["GPTConfig", "GPT", "sample_next", "num_parameters", "flops_per_token", "videogpt_bair", "gpt_tiny",
            "VIDEOGPT_BAIR_PRIOR_PARAMS", "MaskGITConfig", "MaskGIT", "cosine_schedule", "decode_schedule",
-           "maskgit_tiny", "NUM_PAIRS", "TokenBatches", "encode_dataset", "heldout_bits",
+           "maskgit_tiny", "decode_step", "TextMaskGIT", "extend", "text_to_video",
+           "NUM_PAIRS", "TokenBatches", "encode_dataset", "heldout_bits",
            "load_tokenizer_if_shipped", "pair_digits", "pair_label", "prior_loss", "sample_videos", "videogpt_digits",
            "DualChannelAttention", "frame_mask"]

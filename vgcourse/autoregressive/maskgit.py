@@ -119,21 +119,36 @@ class MaskGIT(nn.Module):
                              f"(B, N={cfg.block_size}) as integers, got {tuple(tokens.shape)} {tokens.dtype}")
         return tokens
 
-    def logits(self, ids: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """The transformer on ids (B, N) (codes and [MASK]), every position seeing every other: (B, N, K)."""
-        x = self.tok_emb(ids) + self.pos()  # (B, N, D)
+    def prefix(self, ids: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor | None:
+        """The condition's tokens placed before the codes, (B, P, D), or None: here the class token (P = 1)."""
         if self.cls_emb is not None:
             if y is None or y.shape != ids.shape[:1] or y.is_floating_point():
                 raise ValueError(f"this MaskGIT is class-conditional: expected labels y of shape ({ids.shape[0]},), "
                                  f"got {None if y is None else tuple(y.shape)}")
-            x = torch.cat([self.cls_emb(y)[:, None], x], dim=1)  # (B, 1 + N, D): the class token first
-        elif y is not None:
+            return self.cls_emb(y)[:, None]  # (B, 1, D)
+        if y is not None:
             raise ValueError("this MaskGIT is unconditional (num_classes=0), got labels y; pass y=None")
+        return None
+
+    def transformer(self, ids: torch.Tensor, prefix: torch.Tensor | None = None) -> torch.Tensor:
+        """ids (B, N) (codes and [MASK]) after the prefix (B, P, D), every position seeing every other: (B, N, K)."""
+        x = self.tok_emb(ids) + self.pos()  # (B, N, D)
+        if prefix is not None:
+            x = torch.cat([prefix.to(x.dtype), x], dim=1)  # (B, P + N, D): the condition first
         x = self.drop(x)
         for block in self.blocks:
-            x = block(x)  # (B, [1 +] N, D)
-        x = x[:, 1:] if self.cls_emb is not None else x  # (B, N, D)
+            x = block(x)  # (B, [P +] N, D)
+        x = x[:, x.shape[1] - ids.shape[1]:]  # (B, N, D)
         return self.head(self.ln_f(x))  # (B, N, K)
+
+    def logits(self, ids: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, N, K) of every code of ids (B, N) given the condition y (or None)."""
+        return self.transformer(ids, self.prefix(ids, y))
+
+    def guided_logits(self, ids: torch.Tensor, y: torch.Tensor, guidance: float) -> torch.Tensor:
+        """Classifier-free guidance: needs a model trained with its condition dropped (see
+        :class:`vgcourse.autoregressive.phenaki.TextMaskGIT`)."""
+        raise ValueError(f"{type(self).__name__} has no unconditional model to guide against; use guidance=1.0")
 
     def random_mask(self, batch: int, device: torch.device, maskable: torch.Tensor | None = None,
                     generator: torch.Generator | None = None) -> torch.Tensor:
@@ -165,13 +180,15 @@ class MaskGIT(nn.Module):
     @torch.no_grad()
     def generate(self, n: int | None = None, y: torch.Tensor | None = None, given: torch.Tensor | None = None,
                  known: torch.Tensor | None = None, steps: int = 12, temperature: float = 1.0,
-                 choice_temperature: float = 4.5, generator: torch.Generator | None = None) -> torch.Tensor:
+                 choice_temperature: float = 4.5, guidance: float = 1.0,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
         """Iterative parallel decoding (§3.2): code grids (B, T, H, W) in ``steps`` steps.
 
         Inputs: n clips, or as many as labels y (B,) / given codes; given (B, N) or (B, T, H, W) codes with known
         (same shape, bool) saying which of them are fixed (e.g. the first frames: frame prediction); temperature
         of the code sampling; choice_temperature of the Gumbel noise on the confidences (0: keep the most likely);
-        generator on the model's device.
+        guidance: the classifier-free guidance scale s (1: none; needs :meth:`guided_logits`); generator on the
+        model's device.
         """
         cfg, device = self.config, self.head.weight.device
         sizes = [z.shape[0] for z in (y, given) if z is not None] + ([n] if n is not None else [])
@@ -189,22 +206,39 @@ class MaskGIT(nn.Module):
             raise ValueError(f"expected at least one decoding step, got steps={steps}")
         unknown = (ids == self.mask_id).sum(1)  # (B,): the codes to draw, per clip
         for t in range(steps):
-            masked = ids == self.mask_id  # (B, N)
-            probs = F.softmax(self.logits(ids, y).float() / temperature, dim=-1)  # (B, N, K)
-            sampled = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(b, length)  # (B, N)
-            sampled = torch.where(masked, sampled, ids)  # fixed codes stay
-            confidence = torch.log(probs.gather(-1, sampled[..., None])[..., 0].clamp_min(1e-30))  # (B, N)
-            ratio = (t + 1) / steps
-            # how many stay masked: ⌊γ((t + 1)/T)·n⌋, fixing at least one code per step, none at the last
-            keep = torch.floor(cosine_schedule(ratio).item() * unknown).long()  # (B,)
-            keep = torch.minimum(keep, (masked.sum(1) - 1).clamp(min=0)) if t < steps - 1 else torch.zeros_like(keep)
-            if choice_temperature > 0 and t < steps - 1:
-                u = torch.rand(b, length, device=device, generator=generator).clamp(1e-20, 1.0)
-                confidence = confidence + choice_temperature * (1 - ratio) * -torch.log(-torch.log(u))  # Gumbel
-            confidence = confidence.masked_fill(~masked, float("inf"))  # fixed codes are never masked again
-            rank = confidence.argsort(dim=1).argsort(dim=1)  # (B, N): 0 = least confident
-            ids = torch.where((rank < keep[:, None]) & masked, self.mask_id, sampled)  # eq. (4): re-mask the least
+            logits = self.logits(ids, y) if guidance == 1.0 else self.guided_logits(ids, y, guidance)  # (B, N, K)
+            ids = decode_step(logits, ids, self.mask_id, t, steps, unknown, temperature, choice_temperature,
+                              generator)
         return ids.view(b, *cfg.grid)  # (B, T, H, W)
+
+
+def decode_step(logits: torch.Tensor, ids: torch.Tensor, mask_id: int, t: int, steps: int, unknown: torch.Tensor,
+                temperature: float = 1.0, choice_temperature: float = 4.5,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Step t (from 0) of ``steps`` of MaskGIT's decoding (§3.2): the codes after it, (B, N).
+
+    Inputs: logits (B, N, K) of the model on ids (B, N) (codes and ``mask_id``); unknown (B,) the codes each clip
+    had to draw at the start. Sample a code at every masked position, score each by its log-probability (plus Gumbel
+    noise scaled by choice_temperature·(1 − (t + 1)/T)), keep the fixed codes, and mask again the
+    ⌊γ((t + 1)/T)·unknown⌋ least confident of the new ones (eq. (4); at least one code fixed per step, none left
+    masked after the last).
+    """
+    b, length = ids.shape
+    masked = ids == mask_id  # (B, N)
+    probs = F.softmax(logits.float() / temperature, dim=-1)  # (B, N, K)
+    sampled = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(b, length)  # (B, N)
+    sampled = torch.where(masked, sampled, ids)  # fixed codes stay
+    confidence = torch.log(probs.gather(-1, sampled[..., None])[..., 0].clamp_min(1e-30))  # (B, N)
+    ratio = (t + 1) / steps
+    # how many stay masked: ⌊γ((t + 1)/T)·n⌋, fixing at least one code per step, none at the last
+    keep = torch.floor(cosine_schedule(ratio).item() * unknown).long()  # (B,)
+    keep = torch.minimum(keep, (masked.sum(1) - 1).clamp(min=0)) if t < steps - 1 else torch.zeros_like(keep)
+    if choice_temperature > 0 and t < steps - 1:
+        u = torch.rand(b, length, device=ids.device, generator=generator).clamp(1e-20, 1.0)
+        confidence = confidence + choice_temperature * (1 - ratio) * -torch.log(-torch.log(u))  # Gumbel
+    confidence = confidence.masked_fill(~masked, float("inf"))  # fixed codes are never masked again
+    rank = confidence.argsort(dim=1).argsort(dim=1)  # (B, N): 0 = least confident
+    return torch.where((rank < keep[:, None]) & masked, mask_id, sampled)  # eq. (4): re-mask the least confident
 
 
 def maskgit_tiny(**kw) -> MaskGITConfig:  # tests and smoke runs
