@@ -194,3 +194,40 @@ def test_a_shipped_tokenizer_reloads_and_gives_the_same_codes(tmp_path):
     assert recon_gap < 0.1
     with pytest.raises(ValueError, match="'config' and 'model'"):
         load_tokenizer({"model": state["model"]})
+
+
+def test_a_compiled_training_step_moves_the_codebook_like_the_eager_one_and_compiles_once():
+    """What chapter 05 does on the GPU, where the smoke build never compiles: the EMA step and the restarts run inside
+    the compiled forward and must reach the module's buffers; a second tokenizer of the same class compiled in
+    between, and an eager evaluation in eval mode, must not make the first one's training compile again."""
+    from torch._dynamo.utils import counters
+
+    torch.compiler.reset()
+    counters.clear()
+    x = _video(2, 1, 4, 16, 16)
+    models = {}
+    for name in ("eager", "compiled"):
+        torch.manual_seed(0)
+        model = VQVideoAutoencoder(vq_tiny()).train()
+        step = torch.compile(model, backend="aot_eager") if name == "compiled" else model
+        torch.manual_seed(1)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # the GPU run's bf16 autocast
+            vq_loss(step, x)["loss"].backward()
+        models[name] = (model, step)
+    eager, compiled = models["eager"][0].quantizer, models["compiled"][0].quantizer
+    assert not torch.equal(compiled.cluster_size, torch.ones_like(compiled.cluster_size))  # the EMA step landed
+    for buffer in ("cluster_size", "embed_sum", "embedding"):
+        torch.testing.assert_close(getattr(compiled, buffer), getattr(eager, buffer))
+    model, step = models["compiled"]
+    per_frame = VQVideoAutoencoder(vq_tiny(downsample=(1, 4, 4), per_frame=True)).train()
+    other = torch.compile(per_frame, backend="aot_eager")  # chapter 05's per-frame tokenizer
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        vq_loss(other, x)["loss"].backward()
+    graphs = counters["stats"]["unique_graphs"]
+    with torch.no_grad():
+        model.eval()(x)  # the chapter's evaluation: eager, eval mode
+    step.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        vq_loss(step, x)["loss"].backward()  # the second cycle: the same compiled forward
+    assert counters["stats"]["unique_graphs"] == graphs == 2
+    assert not any("_orig_mod" in k for k in shippable_state(model)["model"])
