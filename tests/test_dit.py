@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from unittest import mock
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -216,12 +220,71 @@ def test_sincos_1d_closed_form() -> None:
     assert torch.allclose(emb[1], expected, atol=1e-6)
 
 
-def test_sincos_2d_is_mae_up_to_the_order_of_axes() -> None:
+def dit_reference_2d(dim: int, h: int, w: int) -> np.ndarray:
+    """DiT's 2D table (Peebles & Xie 2023; facebookresearch/DiT, get_2d_sincos_pos_embed) restated in numpy.
+
+    The reference's meshgrid takes the column coordinates first, so its first half of the channels embeds the
+    column and its second half the row. Each half is [sin(p·ω), cos(p·ω)] over D/4 frequencies
+    ω_i = 10000^(−i / (D/4)). Tokens are read row by row. Returns (H·W, D) float64.
+    """
+    col, row = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))  # (H, W) each
+
+    def half(p: np.ndarray) -> np.ndarray:
+        k = dim // 4
+        angle = np.outer(p.ravel(), 10000.0 ** (-np.arange(k) / k))  # (H·W, D/4)
+        return np.concatenate([np.sin(angle), np.cos(angle)], axis=1)  # (H·W, D/2)
+
+    return np.concatenate([half(col), half(row)], axis=1)  # (H·W, D)
+
+
+@pytest.mark.parametrize("dim, grid", [(16, (3, 5)), (32, (1, 6)), (64, (8, 8)), (384, (4, 7)), (1152, (16, 16))])
+def test_sincos_2d_is_the_dit_reference_table(dim: int, grid: tuple[int, int]) -> None:
+    ours = sincos_2d(dim, grid)
+    assert ours.shape == (grid[0] * grid[1], dim) and ours.dtype == torch.float32
+    np.testing.assert_allclose(ours.numpy(), dit_reference_2d(dim, *grid), rtol=0, atol=1e-6)
+
+
+def test_sincos_2d_puts_the_column_first() -> None:
     d, (h, w) = 16, (3, 5)
     rows, cols = torch.arange(h).repeat_interleave(w), torch.arange(w).repeat(h)
-    mae = torch.cat([sincos_1d(d // 2, cols), sincos_1d(d // 2, rows)], dim=1)  # MAE: w-first meshgrid
-    ours = sincos_2d(d, (h, w))
-    assert torch.equal(ours, torch.cat([mae[:, d // 2:], mae[:, :d // 2]], dim=1))
+    emb = sincos_2d(d, (h, w))
+    assert torch.equal(emb[:, :d // 2], sincos_1d(d // 2, cols))  # the column w first, as DiT's table
+    assert torch.equal(emb[:, d // 2:], sincos_1d(d // 2, rows))
+    with pytest.raises(ValueError, match="D divisible by 4, got D=18"):
+        sincos_2d(18, (h, w))
+
+
+@pytest.mark.parametrize("name", list(DIT_CONFIGS))
+def test_one_frame_table_has_no_constant_channel(name: str) -> None:
+    cfg = replace(DIT_CONFIGS[name](**PAPER_IMAGENET_256), depth=1)  # the paper's width and grid, one block
+    d, grid = cfg.hidden_size, cfg.grid  # (1, H', W')
+    table = DiT(cfg).pos_embed  # (H'·W', D)
+    spread = table.amax(0) - table.amin(0)  # (D,): each channel's range over the tokens
+    assert (spread > 0).all(), f"{int((spread == 0).sum())} constant channels"
+    old = sincos_3d(d, grid)  # the 3D table at T' = 1: its t slice (D/4 channels) is the constant t = 0
+    assert int((old.amax(0) == old.amin(0)).sum()) == d // 4
+
+
+def test_image_dit_uses_the_2d_table() -> None:
+    cfg = DiT_Tiny(input_size=16, frames=1, in_channels=3, num_classes=0, depth=1)  # grid (1, 8, 8), D = 64
+    model = DiT(cfg)
+    assert torch.equal(model.pos_embed, sincos_2d(cfg.hidden_size, (8, 8)))
+    assert torch.equal(model.position_table((1, 4, 6)), sincos_2d(cfg.hidden_size, (4, 6)))  # another image size
+    assert torch.equal(model.position_table((2, 4, 6)), sincos_3d(cfg.hidden_size, (2, 4, 6)))  # a clip: 3D
+    x = torch.randn(2, 3, 1, 8, 12)
+    with mock.patch.object(model, "position_table", wraps=model.position_table) as table:
+        assert model(x, torch.tensor([1, 2])).shape == (2, 3, 1, 8, 12)
+    table.assert_called_once_with((1, 4, 6), device=x.device)
+
+
+def test_video_dit_keeps_the_3d_table_for_clips_and_images() -> None:
+    cfg = DiT_Tiny(**VIDEO)  # grid (4, 8, 8)
+    model = DiT(cfg)
+    assert torch.equal(model.pos_embed, sincos_3d(cfg.hidden_size, (4, 8, 8)))
+    # a one-frame input to a video model: frame 0 of the 3D table, as the images of joint image-video training see
+    one_frame = model.position_table((1, 8, 8))
+    assert torch.equal(one_frame, sincos_3d(cfg.hidden_size, (1, 8, 8)))
+    assert torch.equal(one_frame, model.pos_embed[:64])
 
 
 def test_sincos_3d_channel_split() -> None:

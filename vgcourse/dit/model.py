@@ -2,7 +2,8 @@
 
 A (B, C, T, H, W) latent video is cut into tubelets of pt×p×p, each embedded as one token; transformer
 blocks conditioned on the timestep and class through adaLN-Zero denoise the tokens; a final layer maps
-each token back to its tubelet. With T = 1 and pt = 1 this is the image DiT of the paper.
+each token back to its tubelet. With T = 1 and pt = 1 this is the image DiT of the paper, its 2D sin-cos
+position table included (:meth:`DiT.position_table`).
 
 Flops follow the paper's convention (Peebles & Xie 2023, §4 and the authors' reply in
 facebookresearch/DiT issue #14): one multiply-add counts as one flop. ``FlopCounterMode`` counts a
@@ -20,7 +21,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from vgcourse.nn.layouts import LAYOUTS, attention_flops, layout_step
-from vgcourse.nn.positions import sincos_3d
+from vgcourse.nn.positions import sincos_2d, sincos_3d
 from vgcourse.nn.transformer import AdaLNBlock, modulate
 
 FREQUENCY_DIM = 256  # sinusoidal features of the timestep before its MLP
@@ -181,13 +182,25 @@ class DiT(nn.Module):
         self.y_embedder = (LabelEmbedder(cfg.num_classes, cfg.hidden_size, cfg.class_dropout_prob)
                            if cfg.num_classes > 0 else None)
         # fixed sin-cos positions of the configured grid; other grids get theirs computed in forward
-        self.register_buffer("pos_embed", sincos_3d(cfg.hidden_size, cfg.grid), persistent=False)  # (L, D)
+        self.register_buffer("pos_embed", self.position_table(cfg.grid), persistent=False)  # (L, D)
         self.blocks = nn.ModuleList([
             DiTBlock(cfg.hidden_size, cfg.num_heads, cfg.mlp_ratio, layout_step(cfg.attention_layout, i),
                      cfg.window_size, cfg.temporal_window) for i in range(cfg.depth)])
         patch_volume = cfg.temporal_patch * cfg.patch_size ** 2
         self.final_layer = FinalLayer(cfg.hidden_size, patch_volume, cfg.out_channels)
         self.initialize_weights()
+
+    def position_table(self, grid: tuple[int, int, int], device: torch.device | str | None = None) -> torch.Tensor:
+        """Fixed sin-cos positions (T'·H'·W', D) of a (T', H', W') token grid, row-major (t, h, w).
+
+        An image DiT (configured with T' = 1) on a one-frame grid: the paper's 2D table (Peebles & Xie 2023,
+        :func:`~vgcourse.nn.positions.sincos_2d`), every channel a position. Otherwise the 3D table
+        (:func:`~vgcourse.nn.positions.sincos_3d`): a video DiT keeps it for one-frame inputs too, so that the
+        images of joint image-video training have frame 0's positions (WALT).
+        """
+        if self.config.grid[0] == 1 and grid[0] == 1:
+            return sincos_2d(self.config.hidden_size, grid[1:], device)  # (H'·W', D)
+        return sincos_3d(self.config.hidden_size, grid, device)  # (T'·H'·W', D)
 
     def initialize_weights(self) -> None:
         # Every linear layer: Xavier-uniform weights, zero biases (as in ViT)
@@ -256,7 +269,7 @@ class DiT(nn.Module):
                  concat: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.config
         grid = self._check_input(x, t)  # (T', H', W')
-        pos = self.pos_embed if grid == cfg.grid else sincos_3d(cfg.hidden_size, grid, device=x.device)
+        pos = self.pos_embed if grid == cfg.grid else self.position_table(grid, device=x.device)  # (L, D)
         tokens = self.x_embedder(self._with_concat(x, concat))  # (B, L, D), L = T'·H'·W'
         tokens = tokens + pos.to(tokens.dtype)  # (B, L, D)
         c = self.t_embedder(t)  # (B, D)

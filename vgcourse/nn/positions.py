@@ -5,16 +5,19 @@ A position ``pos`` is encoded by ``D/2`` frequencies ω_i = 1 / 10000^(i / (D/2)
 ``[sin(pos·ω), cos(pos·ω)]`` (Vaswani et al. 2017, §3.5; the MAE/DiT variant puts all sines first).
 A grid concatenates one such embedding per axis, each on its own slice of the channels:
 
-- 2D (DiT, MAE): D/2 channels for the row h, D/2 for the column w; needs D divisible by 4.
+- 2D (DiT, MAE; Peebles & Xie 2023, whose table is MAE's): D/2 channels for the column w, then D/2 for the
+  row h; needs D divisible by 4. DiT's reference builds its meshgrid with w first, so the half it names "h"
+  holds the column; :func:`sincos_2d` reproduces that table exactly (the reference takes square grids; a
+  non-square one is the same construction over H rows and W columns).
 - 3D (spacetime patches): D/4 channels for the frame t, 3D/8 for h and 3D/8 for w; needs D divisible
   by 16 (each slice must hold an even number of channels). Space gets more channels than time because
   latent grids have more rows and columns than frames. For a one-frame grid the t slice is the
-  constant embedding of t = 0 (zeros then ones), so images are one-frame videos, as in joint
-  image-video training (WALT, Latte).
+  constant embedding of t = 0 (zeros then ones): a quarter of the channels carry no position. A video
+  model keeps that table for its one-frame inputs, so that images trained beside videos have the
+  positions of frame 0 (joint image-video training, WALT, Latte); an image model (a DiT configured with
+  one frame) uses the 2D table instead, as the paper's DiT does.
 
 Tokens are ordered row-major over the grid: (t, h, w), the order of :func:`vgcourse.dit.model.patchify`.
-MAE's helper builds its meshgrid with w first, so its "h" half encodes the column; ours encodes the row.
-The two differ only by a permutation of the channels.
 """
 
 from __future__ import annotations
@@ -49,10 +52,13 @@ def _axis_positions(grid: tuple[int, ...], device: torch.device | str | None) ->
 
 
 def sincos_2d(dim: int, grid: tuple[int, int], device: torch.device | str | None = None) -> torch.Tensor:
-    """Sine-cosine embedding of an (H, W) patch grid, as in DiT and MAE.
+    """Sine-cosine embedding of an (H, W) patch grid: DiT's fixed position table (Peebles & Xie 2023; MAE's).
+
+    The first D/2 channels embed the column w, the last D/2 the row h, each with :func:`sincos_1d`
+    (ω_i = 1 / 10000^(2i / (D/2)), sines then cosines), as DiT's ``get_2d_sincos_pos_embed`` does.
 
     Inputs:
-        dim: channels D, divisible by 4 (D/2 for h, D/2 for w).
+        dim: channels D, divisible by 4 (D/2 for w, D/2 for h).
         grid: (H, W) in patches.
     Returns:
         (H·W, D) float32, tokens in row-major (h, w) order.
@@ -61,7 +67,7 @@ def sincos_2d(dim: int, grid: tuple[int, int], device: torch.device | str | None
         raise ValueError(f"2D sin-cos embedding splits D into halves of sin-cos pairs: expected D "
                          f"divisible by 4, got D={dim}")
     h, w = _axis_positions(tuple(grid), device)
-    return torch.cat([sincos_1d(dim // 2, h), sincos_1d(dim // 2, w)], dim=1)  # (H*W, D)
+    return torch.cat([sincos_1d(dim // 2, w), sincos_1d(dim // 2, h)], dim=1)  # (H*W, D): column, then row
 
 
 def sincos_3d(dim: int, grid: tuple[int, int, int], device: torch.device | str | None = None) -> torch.Tensor:
