@@ -1,6 +1,16 @@
 """Diffusion models: DDPM schedules, losses and samplers, the video U-Net."""
 
-from vgcourse.diffusion.ddpm import SamplingResult, ddim_sample, ddim_timesteps, ddpm_sample, diffusion_loss, guided_eps
+from vgcourse.diffusion.ddpm import (
+    SamplingResult,
+    ddim_loop,
+    ddim_sample,
+    ddim_sigma,
+    ddim_step,
+    ddim_timesteps,
+    ddpm_sample,
+    diffusion_loss,
+    guided_eps,
+)
 from vgcourse.diffusion.ncsn import annealed_langevin, dsm_loss, geometric_sigmas
 from vgcourse.diffusion.samplers import (
     OFFSET_8BIT_BITS,

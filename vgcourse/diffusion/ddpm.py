@@ -1,8 +1,15 @@
 """DDPM training loss and samplers (ancestral and DDIM), with optional classifier-free guidance.
 
-Model call convention everywhere: ``model(x_t, t, cond) -> eps`` with x_t (B, C, T, H, W), t (B,) long
-and eps like x_t. When ``cond`` is None the model is called as ``model(x_t, t)`` and must act
-unconditionally (it owns its null embedding).
+Model call convention everywhere: ``model(x_t, t, cond, **model_kwargs) -> eps`` with x_t (B, C, T, H, W),
+t (B,) long and eps like x_t. When ``cond`` is None the model is called as ``model(x_t, t, **model_kwargs)`` and
+must act unconditionally (it owns its null embedding). A v-predicting network enters wrapped in
+:class:`~vgcourse.diffusion.v_prediction.VPrediction`, which returns ε, so the samplers only ever see ε.
+
+DDIM is written once: :func:`ddim_step` is one update of Song et al. 2021, eq. (12), and :func:`ddim_loop` walks
+it over a list of timesteps, passing conditions to the model and per-step edits through hooks (``denoised_fn`` on
+x̂_0, ``state_fn`` on x_t), as facebookresearch/DiT's ``ddim_sample`` and ``ddim_sample_loop_progressive`` do.
+:func:`ddim_sample` (from noise) and :func:`vgcourse.dit.generation.ddim_from` (from any state, with known frames)
+are both that loop.
 
 Samplers clamp the predicted x_0 to the data range [-1, 1] at every step (``clip_x0=True``), as in Ho et
 al. 2020's released sampler; pass ``clip_x0=False`` for latents, whose range is not [-1, 1].
@@ -10,7 +17,7 @@ al. 2020's released sampler; pass ``clip_x0=False`` for latents, whose range is 
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 import torch
 
@@ -69,8 +76,10 @@ def check_x0_range(x0: torch.Tensor, pixels: bool | None) -> None:
                          "whose range this is, pass pixels=False")
 
 
-def _call(model: EpsModel, x_t: torch.Tensor, t: torch.Tensor, cond: object | None) -> torch.Tensor:
-    eps = model(x_t, t) if cond is None else model(x_t, t, cond)
+def _call(model: EpsModel, x_t: torch.Tensor, t: torch.Tensor, cond: object | None,
+          model_kwargs: dict | None = None) -> torch.Tensor:
+    kwargs = model_kwargs or {}
+    eps = model(x_t, t, **kwargs) if cond is None else model(x_t, t, cond, **kwargs)
     if not isinstance(eps, torch.Tensor) or eps.shape != x_t.shape:
         got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
         raise ValueError(f"expected the model to return eps of shape {tuple(x_t.shape)} like x_t, got {got}")
@@ -78,7 +87,7 @@ def _call(model: EpsModel, x_t: torch.Tensor, t: torch.Tensor, cond: object | No
 
 
 def guided_eps(model: EpsModel, x_t: torch.Tensor, t: torch.Tensor, cond: object | None = None,
-               guidance_scale: float = 1.0) -> torch.Tensor:
+               guidance_scale: float = 1.0, model_kwargs: dict | None = None) -> torch.Tensor:
     """Classifier-free guidance: ε̃ = ε(x_t, ∅) + s (ε(x_t, c) - ε(x_t, ∅)).
 
     s = 1 is plain conditioning; s = 1 + w for the guidance weight w of Ho & Salimans 2022, eq. (6).
@@ -86,16 +95,17 @@ def guided_eps(model: EpsModel, x_t: torch.Tensor, t: torch.Tensor, cond: object
     Inputs:
         x_t: (B, C, T, H, W); t: (B,) long; cond: anything the model takes, or None. The unconditional term
             calls the model with ``cond.unconditional()`` where cond has that method, else with no cond.
+        model_kwargs: keyword arguments for every model call, both halves of the guidance (None: none).
     Returns:
         eps: (B, C, T, H, W) float32.
     """
     if cond is None or guidance_scale == 1.0:
         if cond is None and guidance_scale != 1.0:
             raise ValueError(f"guidance_scale={guidance_scale} needs a cond to guide towards; got cond=None")
-        return _call(model, x_t, t, cond)
-    eps_cond = _call(model, x_t, t, cond)
+        return _call(model, x_t, t, cond, model_kwargs)
+    eps_cond = _call(model, x_t, t, cond, model_kwargs)
     # a condition may name its unconditional half (a Continuation keeps its given frames); otherwise nothing
-    eps_uncond = _call(model, x_t, t, cond.unconditional() if hasattr(cond, "unconditional") else None)
+    eps_uncond = _call(model, x_t, t, cond.unconditional() if hasattr(cond, "unconditional") else None, model_kwargs)
     return eps_uncond + guidance_scale * (eps_cond - eps_uncond)  # Ho & Salimans 2022, eq. (6) with s = 1 + w
 
 
@@ -252,43 +262,148 @@ def ddpm_sample(model: EpsModel, shape: tuple[int, ...], schedule: NoiseSchedule
     return record.result(x)
 
 
+# ---- DDIM: one step, one loop ------------------------------------------------------------------------------------
+def ddim_sigma(abar_t: float, abar_prev: float, eta: float) -> float:
+    """σ_t of a DDIM step from ᾱ_t to ᾱ_prev (Song et al. 2021, eq. (16)): η √((1−ᾱ_prev)/(1−ᾱ_t)) √(1−ᾱ_t/ᾱ_prev).
+
+    η = 0 is DDIM (deterministic); η = 1 is the DDPM posterior's standard deviation √β̃_t.
+    """
+    return eta * ((1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev)) ** 0.5
+
+
+def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, abar_t: float, abar_prev: float, eta: float = 0.0,
+              noise: torch.Tensor | None = None,
+              denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """One DDIM step from noise level ᾱ_t to ᾱ_prev (Song et al. 2021, eq. (12)):
+
+        x_prev = √ᾱ_prev x̂_0 + √(1 − ᾱ_prev − σ_t²) ε + σ_t z,   x̂_0 = (x_t − √(1−ᾱ_t) ε) / √ᾱ_t,
+
+    with σ_t from :func:`ddim_sigma` (eq. (16)). ᾱ_prev = 1 (the last step) returns x̂_0 itself. x̂_0 is computed
+    as x_t/√ᾱ_t − √(1/ᾱ_t − 1) ε, the same quantity in the form of :meth:`NoiseSchedule.predict_x0` (and DiT's
+    ``_predict_xstart_from_eps``).
+
+    Inputs:
+        x_t: (B, C, T, H, W) the state at level ᾱ_t; eps: like x_t, the model's ε for it (a v-model enters through
+            :class:`~vgcourse.diffusion.v_prediction.VPrediction`, which returns ε).
+        abar_t, abar_prev: ᾱ of this step and of the next one, 0 < ᾱ_t < 1, 0 < ᾱ_prev ≤ 1 (ᾱ_prev ≥ ᾱ_t if η > 0).
+        eta: η ≥ 0; noise: z like x_t, needed when σ_t > 0 (η > 0 and ᾱ_prev < 1), unused otherwise.
+        denoised_fn: x̂_0 -> x̂_0 (B, C, T, H, W): an edit of the prediction (clip to [-1, 1], known frames, ...);
+            ε is then recomputed from x_t and the edited x̂_0, ε = (x_t − √ᾱ_t x̂_0) / √(1−ᾱ_t), so that the
+            three stay consistent.
+    Returns:
+        x_prev: (B, C, T, H, W).
+    """
+    abar_t, abar_prev = float(abar_t), float(abar_prev)
+    if not (0 < abar_t < 1 and 0 < abar_prev <= 1):
+        raise ValueError(f"expected 0 < abar_t < 1 and 0 < abar_prev <= 1, got abar_t={abar_t}, abar_prev={abar_prev}")
+    if eta < 0:
+        raise ValueError(f"expected eta >= 0, got {eta}")
+    if eta > 0 and abar_prev < abar_t:
+        raise ValueError(f"eta > 0 steps towards the data only: expected abar_prev >= abar_t, got "
+                         f"abar_prev={abar_prev} < abar_t={abar_t}")
+    if eps.shape != x_t.shape:
+        raise ValueError(f"expected eps of shape {tuple(x_t.shape)} like x_t, got {tuple(eps.shape)}")
+    recip, recipm1 = abar_t ** -0.5, (1 / abar_t - 1) ** 0.5  # 1/√ᾱ_t and √(1/ᾱ_t − 1)
+    x0 = recip * x_t - recipm1 * eps  # the "predicted x_0" of eq. (12): (x_t − √(1−ᾱ_t) ε) / √ᾱ_t
+    if denoised_fn is not None:
+        x0 = denoised_fn(x0)
+        eps = (recip * x_t - x0) / recipm1  # the ε that takes the edited x̂_0 to x_t: (x_t − √ᾱ_t x̂_0) / √(1−ᾱ_t)
+    sigma = ddim_sigma(abar_t, abar_prev, eta)
+    x_prev = abar_prev ** 0.5 * x0 + max(1 - abar_prev - sigma ** 2, 0.0) ** 0.5 * eps  # eq. (12): x̂_0, direction
+    if sigma > 0:
+        if noise is None or noise.shape != x_t.shape:
+            got = "None" if noise is None else tuple(noise.shape)
+            raise ValueError(f"eta={eta} gives sigma={sigma:.3g} > 0: expected noise of shape {tuple(x_t.shape)}, "
+                             f"got {got}")
+        x_prev = x_prev + sigma * noise  # eq. (12): random noise
+    return x_prev
+
+
+@torch.no_grad()
+def ddim_loop(model: EpsModel, x: torch.Tensor, schedule: NoiseSchedule, timesteps: list[int], eta: float = 0.0,
+              cond: object | None = None, guidance_scale: float = 1.0, model_kwargs: dict | None = None,
+              denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+              state_fn: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+              generator: torch.Generator | None = None, progress: bool = False,
+              ) -> Iterator[tuple[int, torch.Tensor]]:
+    """DDIM from the state x at ``timesteps[0]`` down to x_0, one :func:`ddim_step` per timestep; yields every state.
+
+    At each timestep t: x ← state_fn(x, t); ε from the model (:func:`guided_eps` with ``cond``, ``guidance_scale``
+    and ``model_kwargs``); z ~ N(0, I) from ``generator`` if σ_t > 0; x ← ddim_step(x, ε, ᾱ_t, ᾱ_prev, η, z,
+    denoised_fn). After the last step x ← state_fn(x, −1). The sampler needs to know nothing about a condition
+    (it travels in ``cond`` and ``model_kwargs``) or an edit (it travels in the hooks).
+
+    Inputs:
+        x: (B, C, T, H, W) the state at timesteps[0]; timesteps: strictly descending, in [0, T).
+        state_fn: (x, t) -> x, an edit of the state before the model sees it at step t and of the final sample at
+            t = −1 (replace known frames by their noised values, write in clean context frames).
+        denoised_fn: an edit of x̂_0 at every step (see :func:`ddim_step`).
+    Yields:
+        (t_prev, x): x (B, C, T, H, W) float32 after each step, at level t_prev (the next timestep, −1 for x_0).
+        No timesteps: x is x_0 already, and one (−1, state_fn(x, −1)) is yielded.
+    """
+    if eta < 0:
+        raise ValueError(f"expected eta >= 0, got {eta}")
+    timesteps = [int(i) for i in timesteps]
+    if any(i < 0 or i >= schedule.T for i in timesteps) or any(b >= a for a, b in zip(timesteps, timesteps[1:])):
+        raise ValueError(f"expected timesteps strictly descending in [0, {schedule.T}), got {timesteps}")
+    check_schedule(model, schedule)
+    abar = schedule.alphas_cumprod.double().cpu()  # python-side scalars: no device sync per step
+    x = x.float()
+    if not timesteps:
+        yield -1, (state_fn(x, -1) if state_fn is not None else x)
+        return
+    for k, i in enumerate(progress_bar(timesteps, desc="DDIM", disable=not progress, leave=False)):
+        prev = timesteps[k + 1] if k + 1 < len(timesteps) else -1
+        abar_t, abar_prev = abar[i].item(), (abar[prev].item() if prev >= 0 else 1.0)
+        if state_fn is not None:
+            x = state_fn(x, i)
+        t = torch.full((x.shape[0],), i, device=x.device, dtype=torch.long)
+        eps = guided_eps(model, x, t, cond, guidance_scale, model_kwargs)
+        sigma = ddim_sigma(abar_t, abar_prev, eta)
+        noise = torch.randn(x.shape, device=x.device, generator=generator) if sigma > 0 else None
+        x = ddim_step(x, eps, abar_t, abar_prev, eta, noise, denoised_fn)
+        if prev == -1 and state_fn is not None:
+            x = state_fn(x, -1)
+        yield prev, x
+
+
+def clipped(denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None,
+            clip_x0: bool) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The x̂_0 hook of a sampler with ``clip_x0``: ``denoised_fn`` (if any), then a clamp to [-1, 1] (if clip_x0)."""
+    if not clip_x0:
+        return denoised_fn
+    if denoised_fn is None:
+        return lambda x0: x0.clamp(-1, 1)
+    return lambda x0: denoised_fn(x0).clamp(-1, 1)
+
+
 @torch.no_grad()
 def ddim_sample(model: EpsModel, shape: tuple[int, ...], schedule: NoiseSchedule, steps: int, eta: float = 0.0,
                 cond: object | None = None, generator: torch.Generator | None = None,
                 return_trajectory: bool = False, progress: bool = True, guidance_scale: float = 1.0,
                 clip_x0: bool = True, trajectory_every: int = 1, device: torch.device | str | None = None,
-                context: CleanContext | None = None, spacing: str = "linear") -> torch.Tensor | SamplingResult:
+                context: CleanContext | None = None, spacing: str = "linear", model_kwargs: dict | None = None,
+                denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor | SamplingResult:
     """DDIM sampling on ``steps`` timesteps spaced by ``spacing`` (:func:`ddim_timesteps`) (Song et al. 2021, eq. (12)).
 
     eta = 0 is deterministic given x_T; eta = 1 with steps = T is ancestral DDPM sampling with σ_t² = β̃_t.
-    Inputs (``context`` included) and returns as :func:`ddpm_sample`; with ``clip_x0`` the ε used for the direction
-    term is recomputed from the clamped x_0, so that x_t, x̂_0 and ε stay consistent.
+    Inputs (``context`` included) and returns as :func:`ddpm_sample`; x_T ~ N(0, I) is drawn from ``generator``
+    and :func:`ddim_loop` does the rest. ``clip_x0`` clamps x̂_0 (after ``denoised_fn``, if given), and the ε used
+    for the direction term is recomputed from it, so that x_t, x̂_0 and ε stay consistent (:func:`ddim_step`);
+    ``model_kwargs`` go to every model call.
     """
     shape = _check_shape(shape)
     if eta < 0:
         raise ValueError(f"expected eta >= 0, got {eta}")
     check_schedule(model, schedule)
     device = torch.device(device) if device is not None else schedule.betas.device
-    abar = schedule.alphas_cumprod.double().cpu()  # python-side scalars: no device sync per step
     ts = ddim_timesteps(schedule.T, steps, spacing).tolist()
     x = torch.randn(shape, device=device, generator=generator)  # x_T ~ N(0, I)
     record = _Recorder(return_trajectory, trajectory_every)
     record.add(x, ts[0])
-    for k, i in enumerate(progress_bar(ts, desc="DDIM", disable=not progress, leave=False)):
-        prev = ts[k + 1] if k + 1 < len(ts) else -1
-        a, a_prev = abar[i].item(), (abar[prev].item() if prev >= 0 else 1.0)
-        t = torch.full((shape[0],), i, device=device, dtype=torch.long)
-        x = context.apply(x) if context is not None else x
-        eps = guided_eps(model, x, t, cond, guidance_scale)
-        x0 = schedule.predict_x0(x, t, eps)  # "predicted x_0" of eq. (12)
-        if clip_x0:
-            x0 = x0.clamp(-1, 1)
-            eps = schedule.predict_eps(x, t, x0)
-        sigma = eta * ((1 - a_prev) / (1 - a) * (1 - a / a_prev)) ** 0.5  # Song et al. 2021, eq. (16)
-        x = a_prev ** 0.5 * x0 + max(1 - a_prev - sigma ** 2, 0.0) ** 0.5 * eps  # eq. (12): x_0 and direction to x_t
-        if sigma > 0:
-            x = x + sigma * torch.randn(shape, device=device, generator=generator)  # eq. (12): random noise
-        if prev == -1 and context is not None:
-            x = context.apply(x)
+    state_fn = (lambda x_, t: context.apply(x_)) if context is not None else None  # the given frames, clean
+    for prev, x in ddim_loop(model, x, schedule, ts, eta, cond, guidance_scale, model_kwargs,
+                             clipped(denoised_fn, clip_x0), state_fn, generator, progress):
         record.add(x, prev, last=prev == -1)
     return record.result(x)

@@ -5,7 +5,8 @@
 - :class:`CroppedDigits` and :func:`bucket_stream`: training on many shapes (Sora's "native" durations, sizes and
   aspect ratios) by bucketing: every batch has one shape, drawn per step; an image is a one-frame video
   (WALT's joint image-video training).
-- :func:`ddim_from`: DDIM (Song et al. 2021, eq. (12)) from any start, with the *replacement* trick (known frames
+- :func:`ddim_from`: DDIM (Song et al. 2021, eq. (12); the package's one loop,
+  :func:`vgcourse.diffusion.ddpm.ddim_loop`) from any start, with the *replacement* trick (known frames
   clamped to their noised values at every step; Song et al. 2021b, Lugmayr et al. 2022) that :func:`extend`
   uses to continue a clip chunk by chunk, and that :func:`sdedit` uses from a part-way noised source (Meng et
   al. 2022).
@@ -29,9 +30,8 @@ from vgcourse.data.base import VideoBatch, bounce
 from vgcourse.data.digits import MovingDigits, digit_split, load_digit_images, render_sprites
 from vgcourse.diffusion.clean_context import CleanContext, check_frame_mask, leading_frames_context
 from vgcourse.diffusion.conditioning import CaptionEncoder
-from vgcourse.diffusion.ddpm import ddim_timesteps, guided_eps
+from vgcourse.diffusion.ddpm import clipped, ddim_loop, ddim_timesteps
 from vgcourse.diffusion.schedules import NoiseSchedule
-from vgcourse.diffusion.v_prediction import check_schedule
 from vgcourse.dit.model import DiT, DiTConfig
 from vgcourse.video import check_video
 
@@ -237,14 +237,16 @@ def replace_known(x_t: torch.Tensor, known: torch.Tensor, mask: torch.Tensor, t:
 def ddim_from(model: Callable[..., torch.Tensor], x: torch.Tensor, schedule: NoiseSchedule, timesteps: list[int],
               cond: object | None = None, guidance_scale: float = 1.0, known: torch.Tensor | None = None,
               mask: torch.Tensor | None = None, generator: torch.Generator | None = None,
-              clip_x0: bool = True, context: CleanContext | None = None) -> torch.Tensor:
+              clip_x0: bool = True, context: CleanContext | None = None, model_kwargs: dict | None = None,
+              denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Deterministic DDIM (η = 0; Song et al. 2021, eq. (12)) from the state x at timesteps[0] down to x_0.
 
-    With ``known`` and ``mask``, the known region is replaced by its noised values before every model call and
-    by the clean values at the end (:func:`replace_known`); with ``context``, given frames are written in clean
-    instead, for a model trained on clean context (:class:`MaskedDiT`). Inputs: x (B, C, T, H, W) at
-    timesteps[0]; timesteps descending; cond, guidance_scale as :func:`vgcourse.diffusion.ddpm.guided_eps`.
-    Returns x_0 (B, C, T, H, W).
+    :func:`vgcourse.diffusion.ddpm.ddim_loop` with a ``state_fn``: with ``known`` and ``mask``, the known region is
+    replaced by its noised values before every model call (fresh noise from ``generator`` each step) and by the clean
+    values at the end (:func:`replace_known`); with ``context``, given frames are written in clean instead, for a
+    model trained on clean context (:class:`MaskedDiT`). Inputs: x (B, C, T, H, W) at timesteps[0]; timesteps
+    descending; cond, guidance_scale, model_kwargs as :func:`vgcourse.diffusion.ddpm.guided_eps`; clip_x0 and
+    denoised_fn as :func:`vgcourse.diffusion.ddim_sample`. Returns x_0 (B, C, T, H, W).
     """
     if x.ndim != 5 or not x.is_floating_point():
         raise ValueError(f"expected a noisy state x as a float (B, C, T, H, W), got {tuple(x.shape)} {x.dtype}")
@@ -252,27 +254,19 @@ def ddim_from(model: Callable[..., torch.Tensor], x: torch.Tensor, schedule: Noi
         raise ValueError("replacement needs known and mask together; got only one of them")
     if known is not None and context is not None:
         raise ValueError("give either known frames to replace by their noised values or a clean context, not both")
-    check_schedule(model, schedule)
-    abar = schedule.alphas_cumprod.double().cpu()
-    x = x.float()
-    for k, i in enumerate(timesteps):
-        if known is not None:
-            noise = torch.randn(x.shape, device=x.device, generator=generator)
-            x = replace_known(x, known, mask, i, schedule, noise)
-        if context is not None:
-            x = context.apply(x)
-        prev = timesteps[k + 1] if k + 1 < len(timesteps) else -1
-        a_prev = abar[prev].item() if prev >= 0 else 1.0
-        t = torch.full((x.shape[0],), i, device=x.device, dtype=torch.long)
-        eps = guided_eps(model, x, t, cond, guidance_scale)
-        x0 = schedule.predict_x0(x, t, eps)
-        if clip_x0:
-            x0 = x0.clamp(-1, 1)
-            eps = schedule.predict_eps(x, t, x0)
-        x = a_prev ** 0.5 * x0 + (1 - a_prev) ** 0.5 * eps  # Song et al. 2021, eq. (12), σ = 0
-    if known is not None:
-        x = mask * known.to(x.dtype) + (1 - mask) * x
-    return context.apply(x) if context is not None else x
+
+    def state_fn(x_t: torch.Tensor, t: int) -> torch.Tensor:  # x_t (B, C, T, H, W) at step t; t = -1: the sample
+        if known is not None and t >= 0:
+            noise = torch.randn(x_t.shape, device=x_t.device, generator=generator)
+            x_t = replace_known(x_t, known, mask, t, schedule, noise)
+        elif known is not None:
+            x_t = mask * known.to(x_t.dtype) + (1 - mask) * x_t
+        return context.apply(x_t) if context is not None else x_t
+
+    for _, x in ddim_loop(model, x, schedule, timesteps, 0.0, cond, guidance_scale, model_kwargs,
+                          clipped(denoised_fn, clip_x0), state_fn, generator):
+        pass
+    return x
 
 
 @torch.no_grad()
