@@ -35,8 +35,8 @@ from vgcourse.autoregressive import (
     videogpt_digits,
 )
 from vgcourse.data import CaptionedShapes, caption, tokenize
-from vgcourse.diffusion.conditioning import CaptionEncoder
 from vgcourse.metrics import PROTOCOL
+from vgcourse.nn import CaptionEncoder, count_parameters
 from vgcourse.paths import REPO_ROOT
 from vgcourse.tokenizers import CViViT, CViViTConfig, VQVideoAutoencoder, vq_digits
 
@@ -81,10 +81,6 @@ def maskgit(cvivit: CViViT) -> TextMaskGIT:
     torch.manual_seed(0)
     text = CaptionEncoder(dim=TEXT_DIM, layers=1, heads=4 if TEXT_DIM % 4 == 0 else 2)
     return TextMaskGIT(cfg, text, text_dim=TEXT_DIM, p_uncond=P_UNCOND).eval()
-
-
-def count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def shape_clips(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,7 +148,7 @@ def test_parameter_counts_are_those_the_intro_tables_state(vq, prior, cvivit, ma
     for chapter, models in ((VIDEOGPT, (vq, prior)), (PHENAKI, (cvivit, maskgit))):
         stated = stated_millions(chapter)  # (tokenizer, prior) in the table's column order
         assert len(stated) == len(models), f"{chapter}'s gpu row states {stated}"
-        assert [printed(count(m), s) for m, s in zip(models, stated)] == stated, chapter
+        assert [printed(count_parameters(m), s) for m, s in zip(models, stated)] == stated, chapter
     assert stated_millions(VIDEOGPT) == ["1.1", "26"] and stated_millions(PHENAKI) == ["6.5", "15"]
     # and the sizes beside them
     assert f"{vq.cfg.hidden_channels} channels, {vq.cfg.codebook_size} codes" in gpu_row(VIDEOGPT)

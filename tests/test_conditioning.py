@@ -1,33 +1,31 @@
 """Conditioning a video diffusion model: conditions, concatenated frames, caption encoder, dropping, guidance,
-the U-Net's vector and channel conditioning, mask IoU, diversity, and the camera-pan detector."""
+the conditional denoiser (vgcourse.dit.conditional) on a U-Net or a DiT, the U-Net's vector and channel conditioning,
+mask IoU, and the camera-pan detector."""
 
 import pytest
 import torch
 from helpers import randomised
 
-from vgcourse.data import CaptionedShapes, VideoBatch, caption, tokenize
+from vgcourse.data import CaptionedShapes, VideoBatch, caption, foreground, tokenize
 from vgcourse.data.shapes import COLOUR_RGB, DIRECTION_VECTORS, PANS
 from vgcourse.diffusion import VideoUNet, guided_eps, video_unet_tiny
 from vgcourse.diffusion.conditioning import (
     CONDITIONS,
-    CaptionEncoder,
-    ConditionalDenoiser,
-    ConditionalDenoiserConfig,
     Conditions,
     brush_map,
     concat_channels,
     condition_channels,
     conditions_from_batch,
     drop_conditions,
-    group_diversity,
     object_captions,
     structure_masks,
     with_uncond,
 )
 from vgcourse.dit import DiTConfig
+from vgcourse.dit.conditional import ConditionalDenoiser, ConditionalDenoiserConfig
 from vgcourse.metrics import mask_iou
 from vgcourse.metrics.attributes import detect_pan
-from vgcourse.metrics.tracking import foreground
+from vgcourse.nn import CaptionEncoder
 
 
 @pytest.fixture(scope="module")
@@ -273,17 +271,7 @@ def test_unet_vector_and_channel_conditioning():
         plain(x, t, context=torch.randn(2, 5))
 
 
-# ---- diversity and the pan detector ---------------------------------------------------------------------------------
-def test_group_diversity_closed_form():
-    a = torch.zeros(1, 1, 2, 2, 2)
-    videos = torch.cat([a, a + 0.5, a, a])  # group 0: distance 0.5 apart; group 1: identical
-    groups = torch.tensor([0, 0, 1, 1])
-    assert group_diversity(videos, groups) == pytest.approx(0.25)
-    assert group_diversity(videos[2:], groups[2:]) == 0.0
-    with pytest.raises(ValueError, match="at least 2"):
-        group_diversity(videos[:3], torch.tensor([0, 0, 1]))
-
-
+# ---- the pan detector ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("size", [32, 64])
 def test_detect_pan_reads_real_pans(size):
     data = CaptionedShapes(size, 8, camera_pan=True)

@@ -9,7 +9,10 @@ from vgcourse.data import (
     VOCAB,
     BouncingBalls,
     CaptionedShapes,
+    CroppedDigits,
     MovingDigits,
+    bucket_stream,
+    foreground,
     load_digit_images,
     load_moving_mnist,
     tokenize,
@@ -152,3 +155,37 @@ def test_renders_on_any_device_identically():
     ds = MovingDigits(32, frames=4)
     # bilinear sprite upscaling may differ in the last float bits between CPU and CUDA kernels
     assert torch.allclose(ds.batch(4, seed=1).video, ds.batch(4, seed=1, device="cuda").video.cpu(), atol=1e-5)
+
+
+def test_cropped_digits_square_equals_moving_digits_and_wide_shape() -> None:
+    a = CroppedDigits(32, 32, frames=6).batch(3, seed=4)
+    b = MovingDigits(size=32, frames=6).batch(3, seed=4)
+    torch.testing.assert_close(a.video, b.video)
+    wide = CroppedDigits(32, 48, frames=5).batch(4, seed=1)
+    assert wide.video.shape == (4, 1, 5, 32, 48)
+    assert wide.video.min() >= -1 and wide.video.max() <= 1
+    d = CroppedDigits(32, 48).digit_size
+    pos = wide.labels["positions"]
+    assert pos[..., 0].max() <= 32 - d + 1e-4 and pos[..., 1].max() <= 48 - d + 1e-4
+    assert pos[..., 1].max() > 32 - d  # the wide canvas is used
+
+
+def test_bucket_stream_one_shape_per_batch_deterministic_images() -> None:
+    buckets = [(CroppedDigits(16, 16, frames=4), 3, False), (CroppedDigits(16, 24, frames=8), 2, False),
+               (CroppedDigits(16, 16, frames=4), 5, True)]
+    stream = bucket_stream(buckets, seed=0)
+    shapes = {tuple(stream(i).video.shape) for i in range(24)}
+    assert shapes == {(3, 1, 4, 16, 16), (2, 1, 8, 16, 24), (5, 1, 1, 16, 16)}
+    torch.testing.assert_close(stream(7).video, bucket_stream(buckets, seed=0)(7).video)
+
+
+def test_foreground_is_brightness_or_saturation_above_the_level() -> None:
+    grey = torch.full((1, 1, 2, 2, 2), -1.0)  # black
+    grey[0, 0, 0, 0, 0] = 1.0  # one white pixel
+    grey[0, 0, 1, 0, 0] = -0.4  # 0.3 in [0, 1]: exactly the level, not an object
+    w = foreground(grey)
+    assert w.shape == (1, 2, 2, 2) and w[0, 0, 0, 0] == 1.0 and w.sum() == 1.0
+    colour = torch.zeros(1, 3, 1, 2, 2)  # mid grey: no saturation, no object
+    colour[0, :, 0, 1, 1] = torch.tensor([1.0, -1.0, -1.0])  # saturated red
+    w = foreground(colour)
+    assert w[0, 0, 1, 1] == 1.0 and w.sum() == 1.0

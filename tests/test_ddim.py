@@ -14,11 +14,21 @@ import math
 import pytest
 import torch
 
-from vgcourse.diffusion import cosine_schedule, ddim_loop, ddim_sample, ddim_sigma, ddim_step, linear_schedule
+from vgcourse.diffusion import (
+    Continuation,
+    cosine_schedule,
+    ddim_from,
+    ddim_loop,
+    ddim_sample,
+    ddim_sigma,
+    ddim_step,
+    linear_schedule,
+    replace_known,
+)
 from vgcourse.diffusion.clean_context import leading_frames_context
 from vgcourse.diffusion.ddpm import ddim_timesteps, guided_eps
 from vgcourse.dit import DiTConfig
-from vgcourse.dit.generation import Continuation, TextDiT, ddim_from, replace_known
+from vgcourse.dit.generation import TextDiT
 from vgcourse.exercises.diffusion_basics import check_ddim_step
 
 ROUNDING = dict(rtol=1e-5, atol=1e-5)  # float32 rounding over a whole sampling run (measured: up to ~2e-6 at |x| ≤ 1)
@@ -70,7 +80,7 @@ def reference_ddim_sample(model, shape, schedule, steps, eta=0.0, cond=None, gen
 @torch.no_grad()
 def reference_ddim_from(model, x, schedule, timesteps, cond=None, guidance_scale=1.0, known=None, mask=None,
                         generator=None, edit=None, context=None):
-    """``vgcourse.dit.generation.ddim_from`` at 25672fd (clip_x0 = (edit is the clamp))."""
+    """``ddim_from`` (then in vgcourse.dit.generation) at 25672fd (clip_x0 = (edit is the clamp))."""
     abar = schedule.alphas_cumprod.double().cpu()
     x = x.float()
     for k, i in enumerate(timesteps):

@@ -1,9 +1,12 @@
 """Tests of vgcourse.train.distributed: two CPU processes under DDP take the step one process takes on the whole
-batch."""
+batch; the documented command (the DiT training script, vgcourse.scripts.train_dit) runs."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -11,8 +14,10 @@ import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+import vgcourse.train.distributed as distributed
+from vgcourse.checkpoint import load_checkpoint
 from vgcourse.data import MovingDigits
-from vgcourse.dit import DiT, DiT_Tiny
+from vgcourse.dit import DiT, DiT_Tiny, DiTConfig
 from vgcourse.train import TrainConfig, Trainer
 from vgcourse.train.distributed import (
     DistributedEnv,
@@ -177,3 +182,19 @@ def test_local_rows_partition_the_global_batch(monkeypatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(ValueError, match="WORLD_SIZE to be an integer"):
         init_distributed()
+
+
+@pytest.mark.timeout(180)
+def test_the_documented_command_trains_a_dit_and_saves_it(tmp_path) -> None:
+    """``python -m vgcourse.train.distributed`` (one process) hands over to the script, which trains and saves."""
+    assert not hasattr(distributed, "main")  # the library module holds no script: vgcourse.scripts.train_dit does
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    out = subprocess.run([sys.executable, "-m", "vgcourse.train.distributed", "--steps", "2", "--batch", "2",
+                          "--size", "8", "--frames", "2", "--depth", "1", "--hidden", "32", "--heads", "2",
+                          "--patch", "4", "--temporal-patch", "1", "--out", str(tmp_path / "dit.pt")],
+                         capture_output=True, text=True, timeout=150, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "'world_size': 1" in out.stdout and "'steps': 2" in out.stdout
+    saved = load_checkpoint(tmp_path / "dit.pt")
+    assert saved["config"]["hidden_size"] == 32
+    DiT(DiTConfig(**saved["config"])).load_state_dict(saved["model"])  # the EMA weights of that DiT, every one

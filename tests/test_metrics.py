@@ -19,14 +19,16 @@ from vgcourse.metrics import (
     frechet_distance,
     frechet_distance_features,
     gaussian_stats,
+    group_diversity,
     jackknife_fd,
     jackknife_std,
     motion_stats,
+    probe_accuracy,
     psnr,
+    seam_jumps,
     ssim,
     track_centroids,
 )
-from vgcourse.metrics.train_probes import probe_accuracy
 
 
 def test_frechet_closed_form():
@@ -227,3 +229,22 @@ def test_attribute_consistency_counts_changed_and_missing_frames():
     assert torch.allclose(attribute_consistency(faded), torch.full((64,), 12 / 16))
     with pytest.raises(ValueError):
         attribute_consistency(torch.zeros(2, 1, 4, 32, 32))  # shapes are colour clips
+
+
+def test_seam_jumps() -> None:
+    video = torch.zeros(1, 1, 6, 4, 4)
+    video[:, :, 3:] = 1.0  # one jump into frame 3
+    out = seam_jumps(video, [3])
+    assert out["seam_change"] == 1.0 and out["within_change"] == 0.0
+    ramp = torch.linspace(-1, 1, 6).view(1, 1, 6, 1, 1).expand(2, 1, 6, 4, 4)
+    assert seam_jumps(ramp, [2, 4])["seam_ratio"] == pytest.approx(1.0)
+
+
+def test_group_diversity_closed_form():
+    a = torch.zeros(1, 1, 2, 2, 2)
+    videos = torch.cat([a, a + 0.5, a, a])  # group 0: distance 0.5 apart; group 1: identical
+    groups = torch.tensor([0, 0, 1, 1])
+    assert group_diversity(videos, groups) == pytest.approx(0.25)
+    assert group_diversity(videos[2:], groups[2:]) == 0.0
+    with pytest.raises(ValueError, match="at least 2"):
+        group_diversity(videos[:3], torch.tensor([0, 0, 1]))

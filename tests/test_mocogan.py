@@ -12,12 +12,12 @@ from vgcourse.gan.mocogan import (
     MoCoGANRecipe,
     VideoDiscriminator,
     build_mocogan,
-    count_parameters,
     mocogan_paper,
     mocogan_step,
     r1_due,
     sample_frames,
 )
+from vgcourse.nn import count_parameters
 from vgcourse.train import TrainConfig, Trainer
 
 TINY = MoCoGANConfig(image_size=16, frames=16, content_dim=6, motion_dim=4, noise_dim=3, gen_width=8,

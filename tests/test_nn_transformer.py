@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from vgcourse.nn import SelfAttention
+from vgcourse.nn import SelfAttention, count_parameters
 from vgcourse.nn.attention import attention
 from vgcourse.nn.layouts import temporal_attention
 from vgcourse.nn.transformer import MLP, AdaLNBlock, Attention, Block, KVCache, causal_mask, modulate
@@ -271,3 +271,13 @@ def test_errors_say_what_was_expected() -> None:
         spatial(tokens(length=8), (2, 2, 2), mask=torch.ones(8, 8, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"c of shape \(B, cond_dim\) = \(2, 32\), got \(2, 16\)"):
         AdaLNBlock(D, HEADS)(tokens(), torch.randn(2, 16))
+
+
+def test_count_parameters_counts_every_scalar_once_or_the_trainable_ones() -> None:
+    block = Block(16, 2)  # LN (2·16) + qkv (16·48 + 48) + proj (16·16 + 16) + LN (2·16) + MLP (16·64 + 64 + 64·16 + 16)
+    assert count_parameters(block) == 2 * 16 + 16 * 48 + 48 + 16 * 16 + 16 + 2 * 16 + 16 * 64 + 64 + 64 * 16 + 16
+    tied = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+    tied.append(tied[0])  # the same layer twice: its parameters count once
+    assert count_parameters(tied) == 4 * 4 + 4
+    block.norm1.requires_grad_(False)  # frozen: left out of the trainable count
+    assert count_parameters(block, trainable_only=True) == count_parameters(block) - 2 * 16

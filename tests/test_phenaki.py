@@ -8,7 +8,7 @@ import torch
 
 from vgcourse.autoregressive import TextMaskGIT, decode_schedule, decode_step, extend, maskgit_tiny, text_to_video
 from vgcourse.data.shapes import caption, tokenize
-from vgcourse.diffusion.conditioning import CaptionEncoder
+from vgcourse.nn import CaptionEncoder
 from vgcourse.tokenizers import CViViT, cvivit_tiny
 
 

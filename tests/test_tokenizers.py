@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import vgcourse.autoencoders.vq as old_path
+from vgcourse.checkpoint import load_checkpoint, save_checkpoint
 from vgcourse.metrics.reconstruction import codebook_usage, psnr
 from vgcourse.tokenizers import (
     AxialAttention,
@@ -25,7 +26,6 @@ from vgcourse.tokenizers import (
     vq_loss,
     vq_tiny,
 )
-from vgcourse.train import load_checkpoint, save_checkpoint
 
 
 def _video(b, c, t, h, w, seed=0):

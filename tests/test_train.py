@@ -8,21 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from vgcourse import checkpoint as ckpt
+from vgcourse.checkpoint import CheckpointError, load_checkpoint, load_model_state, load_shipped, save_checkpoint
 from vgcourse.data import MovingDigits
-from vgcourse.train import (
-    EMA,
-    CheckpointError,
-    NonFiniteLossError,
-    TrainConfig,
-    Trainer,
-    count_flops,
-    load_checkpoint,
-    load_model_state,
-    load_shipped,
-    save_checkpoint,
-    warmup_cosine,
-)
-from vgcourse.train import checkpoint as ckpt
+from vgcourse.train import EMA, NonFiniteLossError, TrainConfig, Trainer, count_flops, warmup_cosine
 from vgcourse.train.schedules import retarget
 
 

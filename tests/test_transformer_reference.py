@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from vgcourse.autoencoders.vq import AttentionResBlock
-from vgcourse.diffusion.conditioning import CaptionEncoder
+from vgcourse.diffusion import Continuation
 from vgcourse.diffusion.unet import JointSpaceTimeAttention, SpatialAttention, TemporalAttention
 from vgcourse.dit import DiT, DiTConfig
-from vgcourse.dit.generation import Continuation, MaskedDiT, TextDiT
+from vgcourse.dit.generation import MaskedDiT, TextDiT
+from vgcourse.nn import CaptionEncoder
 
 REFERENCE = Path(__file__).parent / "data" / "transformer_reference.pt"
 SMALL = dict(input_size=8, frames=4, in_channels=2, patch_size=2, temporal_patch=2, hidden_size=32, depth=2,

@@ -7,13 +7,13 @@ from torch import nn
 from vgcourse.diffusion import (
     VPrediction,
     cosine_schedule,
+    ddim_from,
     ddim_sample,
     ddpm_sample,
     diffusion_loss,
     linear_schedule,
     v_target,
 )
-from vgcourse.dit.generation import ddim_from
 
 
 class OracleV(nn.Module):

@@ -23,10 +23,9 @@ from vgcourse.autoregressive import (
     videogpt_digits,
 )
 from vgcourse.autoregressive.gpt import num_parameters
+from vgcourse.checkpoint import CheckpointError, save_checkpoint, sha256
 from vgcourse.data import MovingDigits
 from vgcourse.tokenizers import VQVideoAutoencoder, shippable_state, vq_tiny
-from vgcourse.train import CheckpointError, save_checkpoint
-from vgcourse.train.checkpoint import sha256
 
 
 def test_pair_labels_are_a_bijection_on_unordered_pairs() -> None:

@@ -52,7 +52,6 @@ from vgcourse.gan.mocogan import (
     MoCoGANRecipe,
     MoCoLatents,
     build_mocogan,
-    count_parameters,
     mocogan_paper,
     mocogan_step,
     r1_due,
@@ -61,6 +60,7 @@ from vgcourse.gan.mocogan import (
 from vgcourse.metrics import PROTOCOL, Evaluator
 from vgcourse.metrics.disentanglement import content_agreement, real_pairs, trajectory_correlation
 from vgcourse.metrics.protocol import format_rows, headline, reference_rows, score, verdict
+from vgcourse.nn import count_parameters
 from vgcourse.results import PartTimer
 from vgcourse.train import TrainConfig, Trainer
 

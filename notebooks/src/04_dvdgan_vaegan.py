@@ -61,7 +61,7 @@ from vgcourse.gan.dvdgan import (
     dvdgan_step,
     sample_clip_frames,
 )
-from vgcourse.gan.mocogan import count_parameters, r1_due
+from vgcourse.gan.mocogan import r1_due
 from vgcourse.gan.video_prediction import (
     MODES,
     PredictorConfig,
@@ -72,6 +72,7 @@ from vgcourse.gan.video_prediction import (
 )
 from vgcourse.metrics import PROTOCOL, Evaluator, psnr, ssim
 from vgcourse.metrics.protocol import format_rows, headline, reference_rows, score, verdict
+from vgcourse.nn import count_parameters
 from vgcourse.results import PartTimer
 from vgcourse.train import TrainConfig, Trainer, count_flops
 

@@ -56,6 +56,7 @@ S = setup(seed=0)          # prints profile, device, precision, compile, torch v
 # %%
 from vgcourse import results
 from vgcourse.autoregressive import GPTConfig, flops_per_token
+from vgcourse.checkpoint import load_checkpoint, save_checkpoint, sha256
 from vgcourse.display import plot_curves, show_video, side_by_side
 from vgcourse.exercises import check, solution
 from vgcourse.metrics import PROTOCOL, codebook_usage, psnr, reference_rows, score, ssim, verdict
@@ -72,8 +73,7 @@ from vgcourse.tokenizers import (
     vq_loss,
     vq_tiny,
 )
-from vgcourse.train import TrainConfig, Trainer, load_checkpoint, save_checkpoint, warmup_cosine
-from vgcourse.train.checkpoint import sha256
+from vgcourse.train import TrainConfig, Trainer, warmup_cosine
 
 timer = PartTimer(STARTED)  # minutes of each part of the chapter, printed as it goes
 

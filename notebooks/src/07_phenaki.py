@@ -62,11 +62,11 @@ from vgcourse.autoregressive import (
 )
 from vgcourse.data import CaptionedShapes, caption, tokenize
 from vgcourse.data.shapes import DIRECTION_NAMES
-from vgcourse.diffusion.conditioning import CaptionEncoder
 from vgcourse.display import plot_curves, side_by_side
 from vgcourse.exercises import check, solution
 from vgcourse.metrics import attribute_accuracy, attribute_consistency, psnr, verdict
 from vgcourse.metrics.corruptions import freeze_frames, shuffle_frames
+from vgcourse.nn import CaptionEncoder
 from vgcourse.results import PartTimer
 from vgcourse.tokenizers import CViViT, CViViTConfig, code_counts, usage_and_perplexity, vq_loss
 from vgcourse.train import TrainConfig, Trainer, warmup_cosine

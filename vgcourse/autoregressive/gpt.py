@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vgcourse.nn.parameters import count_parameters
 from vgcourse.nn.positions import GridPositions
 from vgcourse.nn.transformer import Block, KVCache
 
@@ -205,9 +206,9 @@ def num_parameters(config: GPTConfig, non_embedding: bool = False) -> int:
     tables (lookups, no multiply-adds), the N of 6N."""
     with torch.device("meta"):
         model = GPT(config)
-    total = sum(p.numel() for p in model.parameters())
+    total = count_parameters(model)
     if non_embedding:
-        total -= model.tok_emb.weight.numel() + sum(p.numel() for p in model.pos.parameters())
+        total -= model.tok_emb.weight.numel() + count_parameters(model.pos)
     return total
 
 

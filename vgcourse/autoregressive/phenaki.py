@@ -2,7 +2,7 @@
 any length by extension.
 
 - **Text conditioning (§2.2).** A caption encoder (Phenaki: a frozen T5-XXL; here any module mapping word tokens
-  (B, L) to a vector (B, text_dim), e.g. :class:`vgcourse.diffusion.conditioning.CaptionEncoder`) gives a vector
+  (B, L) to a vector (B, text_dim), e.g. :class:`vgcourse.nn.CaptionEncoder`) gives a vector
   that a linear map turns into one token placed before the codes; MaskGIT's bidirectional transformer
   (:class:`~vgcourse.autoregressive.maskgit.MaskGIT`) reads it with every code.
 - **Classifier-free guidance (Ho & Salimans 2022).** In training the caption is replaced by a learned null token in

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from vgcourse.autoregressive.gpt import GPT, GPTConfig
+from vgcourse.checkpoint import load_shipped
 from vgcourse.paths import data_dir
 from vgcourse.tokenizers import VQVideoAutoencoder, load_tokenizer
-from vgcourse.train.checkpoint import load_shipped
 
 TOKENIZER_NAME = "tokenizer_moving_digits_vq"
 DIGIT_CLASSES = 10

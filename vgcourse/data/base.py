@@ -1,4 +1,5 @@
-"""What every course dataset shares: a batch type, seeding, and the train / held-out split.
+"""What every course dataset shares: a batch type, seeding, the train / held-out split, bucketed streams of several
+shapes, and which pixels of a clip are objects (:func:`foreground`).
 
 Datasets are *generated*, batch by batch, on the training device, from a seed: nothing is downloaded and no
 giant array sits in memory. The same (seed, n) gives the same batch on every run and on CPU or GPU (random
@@ -13,8 +14,11 @@ from typing import Callable
 
 import torch
 
+from vgcourse.video import check_video
+
 HELDOUT_SEED = 2**40  # the fixed evaluation set; training streams never reach this seed
 TRAIN_SEED_STRIDE = 1_000_003  # seed s, step i -> generator seed s * stride + i
+FOREGROUND_LEVEL = 0.3  # in [0, 1] intensity (greyscale) or saturation (colour): above it, a pixel is an object
 
 
 @dataclass
@@ -124,3 +128,37 @@ def bounce(start: torch.Tensor, velocity: torch.Tensor, low: float, high: float,
         pos = torch.where(above, 2 * high - pos, pos)
         vel = torch.where(below | above, -vel, vel)
     return torch.stack(positions, -2), torch.stack(velocities, -2)
+
+
+def bucket_stream(buckets: list[tuple[VideoDataset, int, bool]], seed: int = 0, device: torch.device | str = "cpu",
+                  ) -> Callable[[int], VideoBatch]:
+    """Bucketed batches: step -> a batch of ONE shape, the bucket drawn from a generator seeded by the step.
+
+    Inputs: buckets: (dataset, batch size, as_images) triples; with as_images, each clip gives one random frame
+    (a (B, C, 1, H, W) one-frame video: WALT's joint image-video training). Batch sizes are usually chosen so
+    that every bucket has about the same number of tokens.
+    """
+    if not buckets:
+        raise ValueError("expected at least one (dataset, batch size, as_images) bucket, got none")
+
+    def batch_at(step: int) -> VideoBatch:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        data, size, as_images = buckets[int(torch.randint(len(buckets), (1,), generator=g))]
+        batch = data.batch(size, seed=seed * 7_919 + step, device=device)
+        if as_images:
+            frame = int(torch.randint(batch.video.shape[2], (1,), generator=g))
+            batch = VideoBatch(batch.video[:, :, frame:frame + 1], batch.labels, batch.captions)  # (B, C, 1, H, W)
+        return batch
+
+    return batch_at
+
+
+def foreground(video: torch.Tensor) -> torch.Tensor:
+    """Foreground weights (B, T, H, W) in [0, 1]: brightness above the level (grey) or saturation (colour)."""
+    check_video(video)
+    x = (video.float() + 1) / 2
+    if x.shape[1] == 1:
+        level = x[:, 0]
+    else:
+        level = x.amax(1) - x.amin(1)  # saturation: grey backgrounds are not objects
+    return ((level - FOREGROUND_LEVEL) / (1 - FOREGROUND_LEVEL)).clamp(min=0)

@@ -4,7 +4,8 @@ Srivastava et al. 2015 ("Unsupervised Learning of Video Representations using LS
 MNIST digits on a 64×64 canvas and overlay them with a pixel-wise max. We follow the recipe with the 1,797
 8×8 digits of scikit-learn's ``load_digits`` (UCI optdigits, real handwriting), shipped in
 ``data/digits.npz``, upscaled bilinearly to ``digit_size``. One in five instances is reserved for the
-held-out set, so evaluation digits were never seen in training.
+held-out set, so evaluation digits were never seen in training. :class:`CroppedDigits` renders the same digits on
+an H×W canvas of any aspect ratio (training on many shapes, chapter 12).
 """
 
 from __future__ import annotations
@@ -110,3 +111,34 @@ def render_sprites(sprites: torch.Tensor, positions: torch.Tensor, size: int) ->
     pasted = sprites[bi, ki, rel_y.clamp(0, d - 1)[..., :, None], rel_x.clamp(0, d - 1)[..., None, :]]
     canvas = (pasted * inside).amax(dim=2)  # (B, T, S, S): overlay by max
     return (canvas * 2 - 1)[:, None]  # (B, 1, T, S, S)
+
+
+class CroppedDigits(MovingDigits):
+    """Moving digits on an H×W canvas (any aspect ratio), bouncing off its four walls; digits and speeds sized
+    as on a min(H, W) square canvas. (B, 1, T, H, W) in [-1, 1]; H = W gives :class:`MovingDigits`' look."""
+
+    def __init__(self, height: int = 32, width: int = 48, frames: int = 16, digits: int = 2):
+        side = min(height, width)
+        super().__init__(size=max(height, width), frames=frames, digits=digits,
+                         digit_size=max(4, round(side * 28 / 64)),
+                         speed=(2.0 * side / max(height, width), 4.0 * side / max(height, width)))
+        self.height, self.width = height, width
+
+    def _draw(self, n: int, g: torch.Generator, split: str) -> dict[str, torch.Tensor]:
+        pool = digit_split(split)
+        instance = pool[torch.randint(len(pool), (n, self.digits), generator=g)]  # (n, K)
+        room = torch.tensor([self.height - self.digit_size, self.width - self.digit_size], dtype=torch.float32)
+        start = torch.rand(n, self.digits, 2, generator=g) * room
+        angle = torch.rand(n, self.digits, generator=g) * 2 * math.pi
+        speed = self.speed[0] + torch.rand(n, self.digits, generator=g) * (self.speed[1] - self.speed[0])
+        velocity = torch.stack([torch.sin(angle), torch.cos(angle)], -1) * speed[..., None]
+        axes = [bounce(start[..., a:a + 1], velocity[..., a:a + 1], 0.0, float(room[a]), self.frames) for a in (0, 1)]
+        pos = torch.cat([axes[0][0], axes[1][0]], -1).transpose(1, 2)  # (n, T, K, 2)
+        vel = torch.cat([axes[0][1], axes[1][1]], -1).transpose(1, 2)  # (n, T, K, 2)
+        return {"classes": load_digit_images()[1][instance], "positions": pos,
+                "centers": pos + self.digit_size / 2, "velocities": vel, "_instance": instance}
+
+    def _render(self, params: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
+        sprites = self.sprites(device)[params["_instance"].to(device)]  # (B, K, d, d)
+        canvas = render_sprites(sprites, params["positions"].to(device), self.size)  # (B, 1, T, S, S)
+        return canvas[..., :self.height, :self.width].contiguous()  # (B, 1, T, H, W)

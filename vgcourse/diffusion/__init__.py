@@ -1,5 +1,7 @@
-"""Diffusion models: DDPM schedules, losses and samplers, the video U-Net."""
+"""Diffusion models: DDPM schedules, losses and samplers, sampling from any state (editing, continuation), the video
+U-Net."""
 
+from vgcourse.diffusion.clean_context import Continuation
 from vgcourse.diffusion.ddpm import (
     SamplingResult,
     ddim_loop,
@@ -11,6 +13,7 @@ from vgcourse.diffusion.ddpm import (
     diffusion_loss,
     guided_eps,
 )
+from vgcourse.diffusion.editing import ddim_from, extend, replace_known, sdedit, sdedit_timesteps
 from vgcourse.diffusion.ncsn import annealed_langevin, dsm_loss, geometric_sigmas
 from vgcourse.diffusion.samplers import (
     OFFSET_8BIT_BITS,
@@ -32,7 +35,6 @@ from vgcourse.diffusion.sde import SDE, VESDE, VPSDE, ReverseSDE, SubVPSDE
 from vgcourse.diffusion.unet import (
     VideoUNet,
     VideoUNetConfig,
-    count_parameters,
     estimate_parameters,
     video_unet_base,
     video_unet_small,

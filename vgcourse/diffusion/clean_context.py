@@ -11,11 +11,13 @@ which frames are clean.
 - training: :func:`with_clean_context` builds x_t, and :func:`vgcourse.diffusion.diffusion_loss` (``context=``)
   drops the clean frames from the loss;
 - sampling: every sampler (``context=``) writes the clean frames into its state before each model call and into
-  the final sample, so they come out exactly as given.
+  the final sample, so they come out exactly as given; the model learns which frames are given from a
+  :class:`Continuation` condition (its frame mask, with a caption or none).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -67,3 +69,21 @@ def leading_frames_context(video: torch.Tensor, frames: int, given: torch.Tensor
             raise ValueError(f"expected given of shape ({b},), got {tuple(given.shape)}")
         mask = mask * given.to(mask.device, mask.dtype).view(b, 1, 1, 1, 1)
     return CleanContext(video, mask)
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """The condition of a model that continues frames given clean (e.g. :class:`vgcourse.dit.generation.MaskedDiT`,
+    or a :class:`vgcourse.dit.generation.TextDiT` with a mask channel): caption tokens (B, L) or None, and the frame
+    mask (B, 1, T, 1, 1), 1 on frames given clean. Classifier-free guidance drops the caption and keeps the frames
+    (:meth:`unconditional`, which :func:`vgcourse.diffusion.guided_eps` calls):
+    ε̃ = ε(x, frames) + s (ε(x, caption, frames) − ε(x, frames))."""
+
+    tokens: torch.Tensor | None
+    mask: torch.Tensor
+
+    def unconditional(self) -> Continuation:
+        return Continuation(None, self.mask)
+
+    def __getitem__(self, index) -> Continuation:
+        return Continuation(None if self.tokens is None else self.tokens[index], self.mask[index])

@@ -3,7 +3,8 @@
 Gen-2 (Runway 2023) and Gen-1 (Esser et al. 2023) condition one latent video diffusion model in two ways:
 
 - **vectors** that steer every block: a caption embedding (Gen-1 uses CLIP's), here joined by a camera-move
-  embedding; :class:`ConditionalDenoiser` adds their sum to the timestep embedding of the U-Net;
+  embedding; :class:`vgcourse.dit.conditional.ConditionalDenoiser` adds their sum to the timestep embedding of its
+  U-Net (or feeds it to its DiT's adaLN);
 - **frames concatenated with the noisy input** along channels: Gen-1 concatenates the structure of the source
   clip (its depth maps) with the latent; image-to-video models concatenate the given first frame (Stable
   Video Diffusion repeats it over time). Here :func:`condition_channels` stacks the first frame (repeated, with
@@ -19,22 +20,15 @@ classifier-free guidance needs (Ho & Salimans 2022).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
-from einops import rearrange, repeat
-from torch import nn
+from einops import repeat
 
-from vgcourse.data.base import VideoBatch
-from vgcourse.data.shapes import DIRECTION_VECTORS, PANS, VOCAB, caption, tokenize
+from vgcourse.data.base import VideoBatch, foreground
+from vgcourse.data.shapes import DIRECTION_VECTORS, caption, tokenize
 from vgcourse.diffusion.clean_context import CleanContext, leading_frames_context
-from vgcourse.diffusion.unet import VideoUNet, VideoUNetConfig
-from vgcourse.metrics.tracking import foreground
-from vgcourse.nn.transformer import Block
 from vgcourse.video import check_video
-
-if TYPE_CHECKING:
-    from vgcourse.dit.model import DiTConfig
 
 CONDITIONS = ("caption", "first_frame", "structure", "brush", "camera")
 _TENSORS = {"caption": ("caption",), "first_frame": ("first_frame",), "structure": ("structure",),
@@ -249,119 +243,6 @@ def first_frame_context(cond: Conditions, shape: tuple[int, ...]) -> CleanContex
     return leading_frames_context(known, 1, given=cond.is_given("first_frame"))
 
 
-# ---- the caption encoder and the conditional denoiser -------------------------------------------------------
-class CaptionEncoder(nn.Module):
-    """A small text encoder: word embeddings, ``layers`` pre-LN transformer blocks (:class:`vgcourse.nn.Block`;
-    0: a bag of words) in which words attend to words only, then a masked mean pool.
-
-    Inputs: tokens (B, L) long over :data:`VOCAB`, 0 = padding. Returns (B, dim).
-    """
-
-    def __init__(self, dim: int = 128, layers: int = 1, heads: int = 4, vocab_size: int = len(VOCAB),
-                 max_len: int = 16):
-        super().__init__()
-        self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
-        self.position = nn.Parameter(torch.zeros(max_len, dim))
-        self.layers = nn.ModuleList(Block(dim, heads) for _ in range(layers))
-        self.out = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
-        nn.init.normal_(self.position, std=0.02)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        if tokens.ndim != 2 or tokens.is_floating_point() or tokens.shape[1] > self.position.shape[0]:
-            raise ValueError(f"expected tokens (B, L ≤ {self.position.shape[0]}) as integers, "
-                             f"got {tuple(tokens.shape)} {tokens.dtype}")
-        words = tokens != 0  # (B, L)
-        x = self.embed(tokens) + self.position[:tokens.shape[1]]  # (B, L, D)
-        if self.layers:
-            mask = repeat(words, "b l -> b 1 q l", q=tokens.shape[1])  # (B, 1, L, L): attend to words only
-            for layer in self.layers:
-                x = layer(x, mask=mask)  # (B, L, D)
-        w = words.to(x.dtype)[..., None]  # (B, L, 1)
-        pooled = (x * w).sum(1) / w.sum(1).clamp(min=1)  # (B, D): the mean over the caption's words
-        return self.out(pooled)  # (B, D)
-
-
-@dataclass
-class ConditionalDenoiserConfig:
-    """Sizes of a :class:`ConditionalDenoiser`: its backbone, a U-Net or a DiT (in_channels = the video's; give
-    exactly one), and its caption encoder.
-
-    ``frozen_text`` keeps the caption encoder at its (random) initialisation, untrained, as Gen-1 keeps CLIP and
-    Imagen keeps T5 frozen (pretrained there). Trained jointly, the encoder can learn to shrink the words the U-Net
-    does not use (chapter 10 measures it for the direction word); frozen, it keeps every word apart.
-    """
-
-    unet: VideoUNetConfig | None = None
-    text_dim: int = 128
-    text_layers: int = 1
-    text_heads: int = 4
-    frozen_text: bool = False
-    dit: DiTConfig | None = None  # a DiT backbone instead (chapter 11); num_classes and cond_channels are set here
-
-    def __post_init__(self):
-        if (self.unet is None) == (self.dit is None):
-            raise ValueError("give exactly one backbone: unet=VideoUNetConfig(...) or dit=DiTConfig(...)")
-
-    @property
-    def channels(self) -> int:
-        """The video's channels C."""
-        return self.unet.in_channels if self.unet is not None else self.dit.in_channels
-
-
-class ConditionalDenoiser(nn.Module):
-    """A video U-Net (or DiT) conditioned on a caption and a camera move (vectors) and on concatenated frames (first
-    frame, structure, motion brush), each optional per clip.
-
-    The vector condition joins the timestep embedding: the U-Net's ResBlocks scale and shift by it; the DiT's adaLN
-    scales, shifts and gates every attention and MLP input by it (Peebles & Xie 2023, §3.2). The frames enter
-    with x: the U-Net's first convolution, the DiT's patch embedding.
-
-    Inputs (forward): x (B, C, T, H, W) noisy videos; t (B,) timesteps; cond: :class:`Conditions` or None
-    (None: nothing given, the unconditional model). Returns eps (B, C, T, H, W).
-    """
-
-    def __init__(self, config: ConditionalDenoiserConfig):
-        super().__init__()
-        self.config = config
-        c = config.channels
-        self.unet = self.dit = self.context_proj = None
-        if config.unet is not None:
-            self.unet = VideoUNet(replace(config.unet, cond_dim=config.text_dim, cond_channels=concat_channels(c),
-                                          num_classes=None))
-        else:
-            from vgcourse.dit.model import DiT  # here: vgcourse.dit imports this module (a top import is circular)
-            self.dit = DiT(replace(config.dit, num_classes=0, cond_channels=concat_channels(c)))
-            self.context_proj = nn.Linear(config.text_dim, config.dit.hidden_size)  # caption + camera -> adaLN
-        self.text = CaptionEncoder(config.text_dim, config.text_layers, config.text_heads)
-        if config.frozen_text:
-            self.text.requires_grad_(False)  # a fixed map from words to a vector; the null caption still learns
-        self.null_caption = nn.Parameter(torch.zeros(config.text_dim))  # learned: "no caption"
-        self.camera = nn.Embedding(len(PANS) + 1, config.text_dim)  # index len(PANS): "no camera given"
-        nn.init.normal_(self.null_caption, std=0.02)
-
-    def context(self, cond: Conditions | None, batch: int, device: torch.device) -> torch.Tensor:
-        """The vector condition (B, D): caption embedding (or the null one) + camera embedding (or the null one)."""
-        null_cam = torch.full((batch,), len(PANS), device=device, dtype=torch.long)
-        if cond is None:
-            return self.null_caption.expand(batch, -1) + self.camera(null_cam)  # (B, D)
-        if cond.caption is not None:
-            text = torch.where(cond.is_given("caption")[:, None], self.text(cond.caption),
-                               self.null_caption.expand(batch, -1))  # (B, D)
-        else:
-            text = self.null_caption.expand(batch, -1)
-        cam = null_cam if cond.camera is None else torch.where(cond.is_given("camera"), cond.camera.long(), null_cam)
-        return text + self.camera(cam)  # (B, D)
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Conditions | None = None) -> torch.Tensor:
-        if cond is not None and not isinstance(cond, Conditions):
-            raise TypeError(f"expected cond as a Conditions (or None), got {type(cond).__name__}")
-        context = self.context(cond, x.shape[0], x.device)  # (B, D)
-        concat = condition_channels(cond, tuple(x.shape), x.device)  # (B, C + 4, T, H, W)
-        if self.dit is not None:
-            return self.dit(x, t, concat=concat, context=self.context_proj(context))  # (B, C, T, H, W)
-        return self.unet(x, t, context=context, concat=concat)  # (B, C, T, H, W)
-
-
 def with_uncond(model: Callable[..., torch.Tensor], uncond: Conditions) -> Callable[..., torch.Tensor]:
     """The model whose "unconditional" call ``model(x, t)`` uses ``uncond`` instead of nothing at all.
 
@@ -375,25 +256,3 @@ def with_uncond(model: Callable[..., torch.Tensor], uncond: Conditions) -> Calla
         return model(x, t, cond if cond is not None else uncond)
 
     return guided
-
-
-# ---- a diversity measure for conditional samples -------------------------------------------------------------
-def group_diversity(videos: torch.Tensor, groups: torch.Tensor) -> float:
-    """Mean pairwise RMS distance between clips of the same group (e.g. the same caption), averaged over groups.
-
-    Inputs: videos (N, C, T, H, W) in [-1, 1]; groups (N,) integer ids, each with at least 2 clips.
-    Compare with real clips of the same groups: a ratio ≪ 1 means the samples of one condition look alike.
-    """
-    check_video(videos, "videos")
-    if groups.shape != videos.shape[:1]:
-        raise ValueError(f"expected one group id per clip, got {tuple(groups.shape)} for {videos.shape[0]} clips")
-    flat = rearrange(videos.float(), "n c t h w -> n (c t h w)")
-    scores = []
-    for g in groups.unique():
-        members = flat[(groups == g).to(flat.device)]
-        if len(members) < 2:
-            raise ValueError(f"group {int(g)} has {len(members)} clip; each group needs at least 2")
-        d = torch.cdist(members, members) / members.shape[1] ** 0.5  # (n, n) RMS distances
-        n = len(members)
-        scores.append(d.sum() / (n * (n - 1)))
-    return float(torch.stack(scores).mean())

@@ -8,7 +8,7 @@ must act unconditionally (it owns its null embedding). A v-predicting network en
 DDIM is written once: :func:`ddim_step` is one update of Song et al. 2021, eq. (12), and :func:`ddim_loop` walks
 it over a list of timesteps, passing conditions to the model and per-step edits through hooks (``denoised_fn`` on
 x̂_0, ``state_fn`` on x_t), as facebookresearch/DiT's ``ddim_sample`` and ``ddim_sample_loop_progressive`` do.
-:func:`ddim_sample` (from noise) and :func:`vgcourse.dit.generation.ddim_from` (from any state, with known frames)
+:func:`ddim_sample` (from noise) and :func:`vgcourse.diffusion.editing.ddim_from` (from any state, with known frames)
 are both that loop.
 
 Samplers clamp the predicted x_0 to the data range [-1, 1] at every step (``clip_x0=True``), as in Ho et

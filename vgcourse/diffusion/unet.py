@@ -32,6 +32,7 @@ from torch import nn
 
 from vgcourse.nn.attention import attention
 from vgcourse.nn.blocks import group_norm
+from vgcourse.nn.parameters import count_parameters
 from vgcourse.nn.positions import sincos_3d
 from vgcourse.nn.transformer import Attention
 
@@ -478,11 +479,6 @@ class VideoUNet(nn.Module):
                 h = layer(h)  # (B·T, C, 2H', 2W')
         eps = self.out(h)  # (B·T, C_out, H, W)
         return rearrange(eps, "(b t) c h w -> b c t h w", b=b).to(x.dtype)  # (B, C_out, T, H, W)
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """The number of (trainable) parameters of ``model``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def estimate_parameters(config: VideoUNetConfig) -> int:

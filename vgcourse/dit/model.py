@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from vgcourse.nn.layouts import LAYOUTS, attention_flops, layout_step
+from vgcourse.nn.parameters import count_parameters
 from vgcourse.nn.positions import sincos_2d, sincos_3d
 from vgcourse.nn.transformer import AdaLNBlock, modulate
 
@@ -343,10 +344,9 @@ PAPER_PARAMS_M = {"S": 33, "B": 130, "L": 458, "XL": 675}
 
 
 def num_parameters(config: DiTConfig) -> int:
-    """Trainable parameters of a DiT, counted on the meta device (nothing is allocated)."""
+    """Parameters of a DiT, counted on the meta device (nothing is allocated)."""
     with torch.device("meta"):
-        model = DiT(config)
-    return sum(p.numel() for p in model.parameters())
+        return count_parameters(DiT(config))
 
 
 def flops_per_forward(config: DiTConfig) -> float:

@@ -7,8 +7,8 @@ import torch
 from einops import rearrange
 
 from vgcourse.diffusion import linear_schedule
+from vgcourse.diffusion.editing import replace_known, sdedit_timesteps
 from vgcourse.dit import window_attention
-from vgcourse.dit.generation import replace_known, sdedit_timesteps
 from vgcourse.exercises import Wrong, exercise
 from vgcourse.nn.attention import attention
 

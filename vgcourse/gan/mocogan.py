@@ -228,10 +228,6 @@ def build_mocogan(config: MoCoGANConfig) -> nn.ModuleDict:
                           "D_V": VideoDiscriminator(c.image_size, c.channels, c.disc_width, c.disc_norm)})
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 # ---- the training step ------------------------------------------------------------------------------------
 def sample_frames(video: torch.Tensor, k: int) -> torch.Tensor:
     """k random frames of each clip, as images: (B, C, T, H, W) -> (B·k, C, H, W) (drawn on the video's device)."""

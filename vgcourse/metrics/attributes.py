@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from vgcourse.data.base import foreground
 from vgcourse.data.shapes import COLOUR_RGB, DIRECTION_VECTORS, SHAPES
-from vgcourse.metrics.tracking import foreground
 from vgcourse.video import check_video
 
 FILL_SQUARE, FILL_TRIANGLE = 0.9, 0.62  # fill > 0.9: square; < 0.62: triangle; between: circle

@@ -10,7 +10,8 @@ its generated datasets and ships their weights in ``data/weights/`` (hash-checke
   penultimate features, as FVD uses I3D's.
 
 Both work at a fixed internal resolution of 32×32 (inputs are resized with area averaging), so one probe
-scores 32×32 and 64×64 models alike. :mod:`vgcourse.metrics.train_probes` retrains them reproducibly.
+scores 32×32 and 64×64 models alike. :func:`probe_accuracy` measures them on held-out digits;
+``python -m vgcourse.scripts.train_probes`` retrains them reproducibly.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from vgcourse.train.checkpoint import load_model_state, load_shipped
+from vgcourse.checkpoint import load_model_state, load_shipped
+from vgcourse.data import MovingDigits
+from vgcourse.data.base import VideoBatch
 
 PROBE_SIZE = 32
+CLASSES = 10  # digit classes
 
 
 def resize_frames(video: torch.Tensor, size: int = PROBE_SIZE) -> torch.Tensor:
@@ -101,3 +105,49 @@ def load_probe(name: str, device: torch.device | str = "cpu") -> nn.Module:
     model = cls(**kwargs)
     load_model_state(model, load_shipped(name)["model"], f"shipped weights {name!r}")
     return model.to(device).eval().requires_grad_(False)
+
+
+# ---- what the probes predict, and how well they do on held-out digits ---------------------------------------
+def multi_hot(classes: torch.Tensor, n: int = CLASSES) -> torch.Tensor:
+    """(B, K) class indices -> (B, n) 0/1 targets."""
+    return torch.zeros(classes.shape[0], n, device=classes.device).scatter_(1, classes, 1.0)
+
+
+def class_speeds(batch: VideoBatch, size: int, n: int = CLASSES) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class |v_y|, |v_x| as canvas fractions per frame, averaged over the digits of that class.
+
+    Returns targets (B, n, 2) and a mask (B, n) of the classes present. Speeds are constant through elastic
+    bounces (only signs flip), which makes them a clean motion target.
+    """
+    speed = batch.labels["velocities"][:, 0].abs() / size  # (B, K, 2)
+    classes = batch.labels["classes"]  # (B, K)
+    one_hot = F.one_hot(classes, n).float()  # (B, K, n)
+    count = one_hot.sum(1)  # (B, n)
+    total = torch.einsum("bkn,bkd->bnd", one_hot, speed)
+    return total / count.clamp(min=1)[..., None], (count > 0).float()
+
+
+@torch.no_grad()
+def probe_accuracy(size: int = 32, digits: int = 2, n: int = 256,
+                   device: torch.device | str = "cpu") -> dict[str, float]:
+    """Accuracy of the shipped probes on the held-out digits (never seen in training).
+
+    ``frame_set_accuracy``: frames whose top-K classes equal the true digit set; ``video_set_accuracy``: the same
+    for the video probe's class head; ``speed_error``: mean |predicted − true| per-class speed in pixels/frame.
+    """
+    batch = MovingDigits(size=size, digits=digits).heldout(n, device=device)
+    frame_probe = load_probe("probe_moving_digits_frame", device)
+    video_probe = load_probe("probe_moving_digits_video", device)
+    truth = multi_hot(batch.labels["classes"]).bool()  # (B, 10)
+    k = truth.sum(-1, keepdim=True)  # distinct classes per clip
+    def set_of(scores):  # the top-k classes as a 0/1 mask, k = distinct true classes
+        ranks = scores.argsort(-1, descending=True).argsort(-1)
+        return ranks < k.view(-1, *([1] * (scores.ndim - 1)))
+    frame_scores = frame_probe(batch.video)  # (B, T, 10)
+    frame_ok = (set_of(frame_scores) == truth[:, None]).all(-1)
+    logits, speed = video_probe(batch.video)
+    video_ok = (set_of(logits) == truth).all(-1)
+    target, present = class_speeds(batch, size)
+    err = ((speed / 10 - target).abs().sum(-1) * present).sum() / present.sum() / 2 * size
+    return {"frame_set_accuracy": float(frame_ok.float().mean()), "video_set_accuracy": float(video_ok.float().mean()),
+            "speed_error_px": float(err)}

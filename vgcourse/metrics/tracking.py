@@ -1,8 +1,9 @@
-"""Motion read from pixels: foreground, centroid tracking, physical plausibility, object counts.
+"""Motion read from pixels: centroid tracking, physical plausibility, object counts, jumps at the seams of a clip
+extended chunk by chunk.
 
-No learned network: a tracker a learner can read. Each frame's foreground pixels are clustered into K
-centroids by weighted k-means (Lloyd's algorithm), each frame starting from the previous frame's centroids so
-that identities carry over. From the tracks (B, T, K, 2) we read speed, and whether each step is physically
+No learned network: a tracker a learner can read. Each frame's foreground pixels (:func:`vgcourse.data.foreground`)
+are clustered into K centroids by weighted k-means (Lloyd's algorithm), each frame starting from the previous frame's
+centroids so that identities carry over. From the tracks (B, T, K, 2) we read speed, and whether each step is physically
 plausible: a centroid keeps its velocity (|Δv| small) or reflects off a wall (v flips sign along one axis).
 """
 
@@ -12,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from vgcourse.data.base import foreground
 from vgcourse.video import check_video
 
-FOREGROUND_LEVEL = 0.3  # in [0, 1] intensity (greyscale) or saturation (colour)
 TRACK_SIZE = 32  # tracking and counting run at most at 32×32 (area-averaged), coordinates scaled back
 
 
@@ -26,17 +27,6 @@ def _downsampled(w: torch.Tensor) -> tuple[torch.Tensor, float]:
     b = w.shape[0]
     small = F.interpolate(rearrange(w, "b t h w -> (b t) 1 h w"), size=(TRACK_SIZE, TRACK_SIZE), mode="area")
     return rearrange(small, "(b t) 1 h w -> b t h w", b=b), h / TRACK_SIZE
-
-
-def foreground(video: torch.Tensor) -> torch.Tensor:
-    """Foreground weights (B, T, H, W) in [0, 1]: brightness above the level (grey) or saturation (colour)."""
-    check_video(video)
-    x = (video.float() + 1) / 2
-    if x.shape[1] == 1:
-        level = x[:, 0]
-    else:
-        level = x.amax(1) - x.amin(1)  # saturation: grey backgrounds are not objects
-    return ((level - FOREGROUND_LEVEL) / (1 - FOREGROUND_LEVEL)).clamp(min=0)
 
 
 def _lloyd(coords: torch.Tensor, w: torch.Tensor, centers: torch.Tensor, iters: int) -> torch.Tensor:
@@ -114,3 +104,17 @@ def count_objects(video: torch.Tensor, max_iters: int = 256) -> torch.Tensor:
         labels = new
     roots = ((labels == own) & (m > 0)).sum((1, 2, 3))  # one pixel per component keeps its own label
     return roots.view(b, t)
+
+
+def seam_jumps(video: torch.Tensor, seams: list[int]) -> dict[str, float]:
+    """Motion consistency at chunk boundaries: the mean absolute change between consecutive frames across a seam
+    (frame s−1 to s) against that within chunks. A ratio near 1: seams look like any other step of motion."""
+    check_video(video, "video")
+    step = (video[:, :, 1:] - video[:, :, :-1]).abs().float().mean(dim=(0, 1, 3, 4))  # (T−1,): change into frame i+1
+    at = torch.zeros_like(step, dtype=torch.bool)
+    for s in seams:
+        if not 0 < s < video.shape[2]:
+            raise ValueError(f"expected seams in (0, T={video.shape[2]}), got {s}")
+        at[s - 1] = True
+    seam, other = float(step[at].mean()), float(step[~at].mean())
+    return {"seam_change": seam, "within_change": other, "seam_ratio": seam / max(other, 1e-8)}

@@ -1,11 +1,10 @@
-"""Training: one loop with a pluggable step, EMA, checkpoints (and shipped weights), FLOPs and MFU."""
+"""Training: one loop with a pluggable step (saving and resuming through :mod:`vgcourse.checkpoint`), EMA, FLOPs and
+MFU."""
 
-from vgcourse.train.checkpoint import CheckpointError, load_checkpoint, load_model_state, load_shipped, save_checkpoint
 from vgcourse.train.ema import EMA
 from vgcourse.train.flops import count_flops, mfu, peak_flops
 from vgcourse.train.loop import NonFiniteLossError, TrainConfig, Trainer, TrainSummary
 from vgcourse.train.schedules import warmup_cosine
 
-__all__ = ["Trainer", "TrainConfig", "TrainSummary", "NonFiniteLossError", "EMA", "save_checkpoint",
-           "load_checkpoint", "load_shipped", "load_model_state", "CheckpointError", "count_flops", "mfu", "peak_flops",
+__all__ = ["Trainer", "TrainConfig", "TrainSummary", "NonFiniteLossError", "EMA", "count_flops", "mfu", "peak_flops",
            "warmup_cosine"]

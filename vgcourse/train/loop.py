@@ -30,8 +30,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from vgcourse.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from vgcourse.progress import progress_bar
-from vgcourse.train.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from vgcourse.train.ema import EMA
 from vgcourse.train.flops import count_flops, mfu
 from vgcourse.train.schedules import retarget

@@ -1,4 +1,5 @@
-"""Checkpoints: save and resume training, and load the course's shipped weights by name with a sha256 check.
+"""Checkpoints: save and load weights (and a training run's state), and load the course's shipped weights by name
+with a sha256 check.
 
 A checkpoint is a plain dict of tensors and Python values, loaded with ``torch.load(weights_only=True)`` so
 that a file can never run code. Shipped weights live in ``data/weights/<name>.pt`` and their hashes in

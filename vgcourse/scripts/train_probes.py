@@ -1,10 +1,11 @@
 """Retrain the shipped probe networks, reproducibly, on freshly generated data.
 
-    python -m vgcourse.metrics.train_probes            # both probes, on the CPU (about 10 minutes on 2 cores)
-    python -m vgcourse.metrics.train_probes --device cuda
+    python -m vgcourse.scripts.train_probes            # both probes, on the CPU (about 10 minutes on 2 cores)
+    python -m vgcourse.scripts.train_probes --device cuda
 
 The probes see moving digits at 32×32 and 64×64 with one to three digits, so one probe scores every chapter.
-The weights go to ``data/weights/`` and their sha256 into ``data/weights/SHA256SUMS``.
+The weights go to ``data/weights/`` and their sha256 into ``data/weights/SHA256SUMS``. The probes, their targets and
+:func:`vgcourse.metrics.probe_accuracy` live in :mod:`vgcourse.metrics.probes`; this script only trains them.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ import argparse
 import torch
 import torch.nn.functional as F
 
+from vgcourse.checkpoint import WEIGHTS, register_shipped, save_checkpoint
 from vgcourse.data import MovingDigits
 from vgcourse.data.base import VideoBatch
-from vgcourse.metrics.probes import PROBES, FrameProbe, VideoProbe
+from vgcourse.metrics.probes import PROBES, FrameProbe, VideoProbe, class_speeds, multi_hot, probe_accuracy
 from vgcourse.paths import data_dir
-from vgcourse.train import TrainConfig, Trainer, save_checkpoint
-from vgcourse.train.checkpoint import WEIGHTS, register_shipped
+from vgcourse.train import TrainConfig, Trainer
 
-CLASSES = 10
 # Training mixtures: (size, digits) pairs, cycled batch by batch.
 MIXTURE = [(32, 2), (64, 2), (32, 1), (64, 3), (32, 3), (64, 1)]
 
@@ -31,25 +31,6 @@ def probe_batch(step: int, batch_size: int, device: torch.device, frames: int = 
     size, digits = MIXTURE[step % len(MIXTURE)]
     data = MovingDigits(size=size, frames=frames, digits=digits)
     return data.batch(batch_size, seed=seed * 1_000_003 + step, device=device)
-
-
-def multi_hot(classes: torch.Tensor, n: int = CLASSES) -> torch.Tensor:
-    """(B, K) class indices -> (B, n) 0/1 targets."""
-    return torch.zeros(classes.shape[0], n, device=classes.device).scatter_(1, classes, 1.0)
-
-
-def class_speeds(batch: VideoBatch, size: int, n: int = CLASSES) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-class |v_y|, |v_x| as canvas fractions per frame, averaged over the digits of that class.
-
-    Returns targets (B, n, 2) and a mask (B, n) of the classes present. Speeds are constant through elastic
-    bounces (only signs flip), which makes them a clean motion target.
-    """
-    speed = batch.labels["velocities"][:, 0].abs() / size  # (B, K, 2)
-    classes = batch.labels["classes"]  # (B, K)
-    one_hot = F.one_hot(classes, n).float()  # (B, K, n)
-    count = one_hot.sum(1)  # (B, n)
-    total = torch.einsum("bkn,bkd->bnd", one_hot, speed)
-    return total / count.clamp(min=1)[..., None], (count > 0).float()
 
 
 def frame_loss(model: FrameProbe, batch: VideoBatch) -> torch.Tensor:
@@ -82,34 +63,6 @@ def train_probe(name: str, steps: int, batch_size: int, device: torch.device, se
     digest = register_shipped(name)
     print(f"{name}: final {trainer.history[-1]}; sha256 {digest[:16]}…")
     return trainer.history[-1]
-
-
-@torch.no_grad()
-def probe_accuracy(size: int = 32, digits: int = 2, n: int = 256,
-                   device: torch.device | str = "cpu") -> dict[str, float]:
-    """Accuracy of the shipped probes on the held-out digits (never seen in training).
-
-    ``frame_set_accuracy``: frames whose top-K classes equal the true digit set; ``video_set_accuracy``: the same
-    for the video probe's class head; ``speed_error``: mean |predicted − true| per-class speed in pixels/frame.
-    """
-    from vgcourse.metrics.probes import load_probe
-
-    batch = MovingDigits(size=size, digits=digits).heldout(n, device=device)
-    frame_probe = load_probe("probe_moving_digits_frame", device)
-    video_probe = load_probe("probe_moving_digits_video", device)
-    truth = multi_hot(batch.labels["classes"]).bool()  # (B, 10)
-    k = truth.sum(-1, keepdim=True)  # distinct classes per clip
-    def set_of(scores):  # the top-k classes as a 0/1 mask, k = distinct true classes
-        ranks = scores.argsort(-1, descending=True).argsort(-1)
-        return ranks < k.view(-1, *([1] * (scores.ndim - 1)))
-    frame_scores = frame_probe(batch.video)  # (B, T, 10)
-    frame_ok = (set_of(frame_scores) == truth[:, None]).all(-1)
-    logits, speed = video_probe(batch.video)
-    video_ok = (set_of(logits) == truth).all(-1)
-    target, present = class_speeds(batch, size)
-    err = ((speed / 10 - target).abs().sum(-1) * present).sum() / present.sum() / 2 * size
-    return {"frame_set_accuracy": float(frame_ok.float().mean()), "video_set_accuracy": float(video_ok.float().mean()),
-            "speed_error_px": float(err)}
 
 
 def main(argv: list[str] | None = None) -> None:
