@@ -3,7 +3,8 @@
 A run writes ``<results dir>/<chapter>.json``. The build command sets the folder (``--out``); in JupyterLab it
 defaults to ``build/<profile>/results/`` so that a laptop run never overwrites the committed GPU results in
 ``notebooks/results/``. The README's table and the capstone read these files; numbers in a notebook's text
-come from them or from cells above, never typed in.
+come from them or from cells above, never typed in. Measuring and printing: :class:`PartTimer` (minutes per part),
+:func:`timed` (seconds of one call), :func:`num` (a number, or 'n/a' where none was measured).
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import torch
 
 from vgcourse.paths import REPO_ROOT, build_dir
 from vgcourse.profiles import cpu_threads, current_profile
 
+T = TypeVar("T")
 ENV_VAR = "VGCOURSE_RESULTS_DIR"
 COMMITTED = REPO_ROOT / "notebooks" / "results"
 
@@ -91,6 +94,37 @@ class PartTimer:
         self.since = now
         print(f"{part}: {self.minutes[part]:.2f} min (chapter so far {(now - self.started) / 60:.1f} min)")
         return self.minutes[part]
+
+
+def timed(fn: Callable[[], T], device: torch.device | str | None = None) -> tuple[T, float]:
+    """Run ``fn()``; return its result and its wall time in seconds.
+
+    On CUDA the clock is read after ``torch.cuda.synchronize()`` on both sides, so that the time is the GPU's work
+    and not only its queueing. ``device``: where fn runs (None: CUDA whenever it is in use in this process).
+    """
+    sync = (torch.cuda.is_available() and torch.cuda.is_initialized()) if device is None \
+        else torch.device(device).type == "cuda"
+    if sync:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    out = fn()
+    if sync:
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - start
+
+
+def num(value: float | torch.Tensor | None, spec: str = ".3g") -> str:
+    """A measured number formatted with ``spec`` (``format(value, spec)``), or 'n/a' where it could not be measured
+    (a loop too short to time, an unknown CPU peak, no CUDA memory counter), as wide as the spec asks, so that a
+    table's columns stay aligned.
+
+    num(0.1234) -> '0.123'; num(0.1234, '.1%') -> '12.3%'; num(None, '8.0f') -> '     n/a'.
+    """
+    if value is None:
+        spec_ = re.match(r"(?P<align>.?[<>=^])?[-+ ]?z?#?0?(?P<width>\d*)", spec)
+        align = (spec_["align"] or ">").replace("=", ">")  # numbers align right; '=' (after the sign) is theirs only
+        return format("n/a", f"{align}{spec_['width']}")
+    return format(value, spec)
 
 
 def record(chapter: str, metrics: dict[str, Any], started: float | None = None, **extra: Any) -> Path:

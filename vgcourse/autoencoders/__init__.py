@@ -12,6 +12,7 @@ from vgcourse.autoencoders.kl import (
     kl_f4_small,
     kl_f4_tiny,
     kl_f8_base,
+    train_autoencoder,
 )
 from vgcourse.autoencoders.vae import (
     FrameVAE,
@@ -36,7 +37,7 @@ from vgcourse.autoencoders.vq import (
 
 __all__ = [
     "VideoAutoencoderConfig", "VideoAutoencoder", "DiagonalGaussian", "kl_f4_tiny", "kl_f4_small", "kl_f4_base",
-    "kl_f8_base",
+    "kl_f8_base", "train_autoencoder",
     "VectorQuantizer", "VQOutput", "AxialAttention", "VQVideoAutoencoderConfig",
     "VQVideoAutoencoder", "vq_tiny", "vq_small", "videogpt_bair",
 ]

@@ -23,6 +23,7 @@ the pixel term (L1 by default), which is enough on the course's synthetic data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,7 @@ from einops import rearrange
 from torch import nn
 
 from vgcourse.nn.blocks import group_norm
+from vgcourse.train import Trainer, make_trainer
 from vgcourse.video import check_video
 
 
@@ -283,3 +285,30 @@ class VideoAutoencoder(nn.Module):
     def decode_scaled(self, z: torch.Tensor) -> torch.Tensor:
         """Undo the scaling and decode: x̂ = D(z / scale_factor)."""
         return self.decode(z / self.scale_factor)  # (B, C, T, H, W)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, C, T, H, W) -> x̂ = D(mean of q(z|x)) (B, C, T, H, W) clamped to [-1, 1]: what a reconstruction metric
+        scores (no sampling noise; the scale factor cancels)."""
+        return self.decode_scaled(self.encode_scaled(x, sample=False)).clamp(-1, 1)
+
+
+def train_autoencoder(ae: VideoAutoencoder, data: Any, steps: int, batch: int, lr: float, minutes: float | None = None,
+                      weight_decay: float = 0.01, scale_clips: int = 16, desc: str = "KL autoencoder",
+                      seed: int = 2) -> Trainer:
+    """Train the first stage on ``data`` and fit its latent scale factor; return the trainer (``.summary``,
+    ``.history``) with ``ae`` trained and in eval mode.
+
+    AdamW at a constant ``lr`` (weight decay on conv and linear weights only, :func:`vgcourse.train.configure_adamw`),
+    ``batch`` clips of ``data.stream(batch, seed)`` per step for ``steps`` steps (or ``minutes``, steps then a cap),
+    on :meth:`VideoAutoencoder.loss`; then ``scale_factor`` = 1 / std of the latents of ``scale_clips`` clips
+    (``data.batch(scale_clips, seed=seed + 1)``), LDM's unit-variance scaling (§4.3.2). ``data`` is a course dataset
+    (``stream``, ``batch``), on the device of ``ae``.
+    """
+    device = next(ae.parameters()).device
+    trainer = make_trainer(ae, data.stream(batch, seed=seed, device=device), steps, lambda m, b: m.loss(b.video),
+                           lr=lr, weight_decay=weight_decay, minutes=minutes, desc=desc)
+    trainer.fit()
+    ae.eval()
+    ae.fit_scale_factor(data.batch(scale_clips, seed=seed + 1, device=device).video)
+    return trainer

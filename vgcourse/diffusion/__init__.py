@@ -1,6 +1,7 @@
-"""Diffusion models: DDPM schedules, losses and samplers, sampling from any state (editing, continuation), the video
-U-Net."""
+"""Diffusion models: DDPM schedules, losses and samplers (also in chunks), sampling from any state (editing,
+continuation), the video U-Net; score models (NCSN and SDEs) with their losses and samplers."""
 
+from vgcourse.diffusion.chunked import ddim_sample_chunked, in_chunks, rows
 from vgcourse.diffusion.clean_context import Continuation
 from vgcourse.diffusion.ddpm import (
     SamplingResult,
@@ -14,7 +15,7 @@ from vgcourse.diffusion.ddpm import (
     guided_eps,
 )
 from vgcourse.diffusion.editing import ddim_from, extend, replace_known, sdedit, sdedit_timesteps
-from vgcourse.diffusion.ncsn import annealed_langevin, dsm_loss, geometric_sigmas
+from vgcourse.diffusion.ncsn import NoiseConditionalScore, annealed_langevin, dsm_loss, geometric_sigmas
 from vgcourse.diffusion.samplers import (
     OFFSET_8BIT_BITS,
     ContinuousTimeWrapper,
@@ -31,7 +32,7 @@ from vgcourse.diffusion.samplers import (
     score_from_eps,
 )
 from vgcourse.diffusion.schedules import NoiseSchedule, cosine_schedule, linear_schedule
-from vgcourse.diffusion.sde import SDE, VESDE, VPSDE, ReverseSDE, SubVPSDE
+from vgcourse.diffusion.sde import SDE, VESDE, VPSDE, ReverseSDE, SubVPSDE, sde_loss
 from vgcourse.diffusion.unet import (
     VideoUNet,
     VideoUNetConfig,

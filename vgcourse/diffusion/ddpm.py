@@ -384,14 +384,15 @@ def ddim_sample(model: EpsModel, shape: tuple[int, ...], schedule: NoiseSchedule
                 return_trajectory: bool = False, progress: bool = True, guidance_scale: float = 1.0,
                 clip_x0: bool = True, trajectory_every: int = 1, device: torch.device | str | None = None,
                 context: CleanContext | None = None, spacing: str = "linear", model_kwargs: dict | None = None,
-                denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor | SamplingResult:
+                denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                x_T: torch.Tensor | None = None) -> torch.Tensor | SamplingResult:
     """DDIM sampling on ``steps`` timesteps spaced by ``spacing`` (:func:`ddim_timesteps`) (Song et al. 2021, eq. (12)).
 
     eta = 0 is deterministic given x_T; eta = 1 with steps = T is ancestral DDPM sampling with σ_t² = β̃_t.
     Inputs (``context`` included) and returns as :func:`ddpm_sample`; x_T ~ N(0, I) is drawn from ``generator``
-    and :func:`ddim_loop` does the rest. ``clip_x0`` clamps x̂_0 (after ``denoised_fn``, if given), and the ε used
-    for the direction term is recomputed from it, so that x_t, x̂_0 and ε stay consistent (:func:`ddim_step`);
-    ``model_kwargs`` go to every model call.
+    (or given as ``x_T`` of ``shape``) and :func:`ddim_loop` does the rest. ``clip_x0`` clamps x̂_0 (after
+    ``denoised_fn``, if given), and the ε used for the direction term is recomputed from it, so that x_t, x̂_0 and ε
+    stay consistent (:func:`ddim_step`); ``model_kwargs`` go to every model call.
     """
     shape = _check_shape(shape)
     if eta < 0:
@@ -399,7 +400,9 @@ def ddim_sample(model: EpsModel, shape: tuple[int, ...], schedule: NoiseSchedule
     check_schedule(model, schedule)
     device = torch.device(device) if device is not None else schedule.betas.device
     ts = ddim_timesteps(schedule.T, steps, spacing).tolist()
-    x = torch.randn(shape, device=device, generator=generator)  # x_T ~ N(0, I)
+    if x_T is not None and tuple(x_T.shape) != shape:
+        raise ValueError(f"expected x_T of the sample's shape {shape}, got {tuple(x_T.shape)}")
+    x = x_T if x_T is not None else torch.randn(shape, device=device, generator=generator)  # x_T ~ N(0, I)
     record = _Recorder(return_trajectory, trajectory_every)
     record.add(x, ts[0])
     state_fn = (lambda x_, t: context.apply(x_)) if context is not None else None  # the given frames, clean

@@ -5,7 +5,8 @@ Distribution").
 Convention: ``sigmas`` is a float tensor (L,) in decreasing order, σ_1 > ... > σ_L (the paper's order), and a
 score model is called as ``score_model(x, idx)`` with idx a long tensor (B,) of indices into ``sigmas``
 (0 = the largest noise). It returns s(x, σ_idx) ≈ ∇x log q_σ(x) with the shape of x. A network that takes a
-timestep, such as the video U-Net ``model(x, t, cond)``, can use idx as its timestep directly.
+timestep, such as the video U-Net ``model(x, t, cond)``, can use idx as its timestep directly;
+:class:`NoiseConditionalScore` makes such a network a score model.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 from typing import Callable
 
 import torch
+from torch import nn
 
 from vgcourse.progress import progress_bar
 
@@ -37,6 +39,32 @@ def _check_sigmas(sigmas: torch.Tensor) -> torch.Tensor:
     if sigmas.numel() > 1 and not bool((sigmas[1:] < sigmas[:-1]).all()):
         raise ValueError(f"expected sigmas in decreasing order (σ_1 > ... > σ_L), got {sigmas.tolist()}")
     return sigmas
+
+
+class NoiseConditionalScore(nn.Module):
+    """s_θ(x, i) = -net(x, i) / σ_i: a timestep network used as a noise-conditional score model.
+
+    NCSN (Song & Ermon 2019) conditions one network on the noise level; here the level's index i is the network's
+    timestep, and the output is divided by σ_i, as NCSNv2 does (Song & Ermon 2020, "Improved Techniques for Training
+    Score-Based Generative Models", technique 3): the true score of q_σ has a norm ∝ 1/σ, so net only has to predict
+    something of unit scale, -σ_i s(x, σ_i) (the noise z of x̃ = x + σ_i z, the target of :func:`dsm_loss`).
+    ``sigmas`` (L,) decreasing is kept as a buffer (it moves and saves with the model).
+
+    Inputs: x (B, ...) such as (B, C, T, H, W); idx (B,) long indices into sigmas (0 = the largest noise).
+    Returns the score (B, ...) like x.
+    """
+
+    def __init__(self, net: nn.Module, sigmas: torch.Tensor):
+        super().__init__()
+        self.net = net
+        self.register_buffer("sigmas", _check_sigmas(sigmas).clone())  # (L,)
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        if idx.shape != (x.shape[0],) or idx.dtype != torch.long:
+            raise ValueError(f"expected idx as a long tensor ({x.shape[0]},) of noise-level indices, got "
+                             f"{tuple(idx.shape)} {idx.dtype}")
+        sigma = broadcast(self.sigmas[idx], x)                     # (B, 1, ..., 1): σ_i of each sample
+        return -self.net(x, idx) / sigma                           # (B, ...): s_θ(x, i) = -net(x, i) / σ_i
 
 
 def dsm_loss(score_model: ScoreModel, x: torch.Tensor, sigmas: torch.Tensor,

@@ -6,6 +6,7 @@ and the reverse-time SDE dx = [f(x, t) - g(t)^2 ∇x log p_t(x)] dt + g(t) dw̄ 
 The code follows the paper's objects: ``sde`` (f and g), ``marginal_prob`` (the perturbation kernel
 p_0t(x(t) | x(0))), ``prior_sampling`` / ``prior_logp`` (p_T), ``discretize`` (one step of the
 Markov chain that the SDE is the limit of) and ``reverse`` (eq. (6), or the probability-flow ODE (13)).
+:func:`sde_loss` trains a network for any of them by denoising score matching (eq. (7)).
 
 Conventions: ``x`` has any shape (B, ...); ``t`` is a float tensor of shape (B,) with values in [0, T]
 (samplers use [eps, T]); per-sample scalars (``diffusion``, ``std``, log-probabilities) have shape (B,).
@@ -237,3 +238,23 @@ class VESDE(SDE):
         check_time(t, x, self.T)
         sigma, sigma_prev = self.sigma(t), self.sigma((t - dt).clamp(min=0.0))
         return torch.zeros_like(x), torch.sqrt(sigma ** 2 - sigma_prev ** 2)
+
+
+def sde_loss(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x0: torch.Tensor, sde: SDE,
+             eps: float = 1e-5, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Continuous-time denoising score matching, ε-parameterised (Song et al. 2021, eq. (7) with λ(t) = std(t)²).
+
+    t ~ U(eps, T), z ~ N(0, I) and x_t = mean(x0, t) + std(t) z from the perturbation kernel p_0t(x_t | x0)
+    (:meth:`SDE.marginal_prob`). The kernel's score is -z / std, and a network ε_θ(x_t, t) = -std · s_θ(x_t, t)
+    (:func:`~vgcourse.diffusion.score_from_eps` turns it back into a score) makes the weighted loss
+    λ(t) ||s_θ + z / std||² = ||z - ε_θ||²: the mean over batch and dimensions, a scalar. Its minimiser is
+    ε*(x_t, t) = E[z | x_t] = -std · ∇x log p_t(x_t), the true score. Draws t then z from ``generator``.
+    Inputs: x0 (B, ...); model(x_t (B, ...), t (B,) float) -> (B, ...).
+    """
+    if not 0 <= eps < sde.T:
+        raise ValueError(f"expected 0 <= eps < T = {sde.T}, got eps={eps}")
+    t = torch.rand(x0.shape[0], device=x0.device, dtype=x0.dtype, generator=generator) * (sde.T - eps) + eps  # (B,)
+    z = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
+    mean, std = sde.marginal_prob(x0, t)                     # the kernel p_0t(x_t | x0): mean (B, ...), std (B,)
+    x_t = mean + broadcast(std, x0) * z                      # (B, ...)
+    return (model(x_t, t) - z).pow(2).mean()                 # ||std · s_θ + z||² with s_θ = -ε_θ / std
