@@ -29,7 +29,7 @@
 # |---|---|---|---|---|
 # | `smoke` | 16×16, 16 frames | tiny | 1–2 steps each | < 1 min on 2 CPU cores (checks only) |
 # | `cpu` | 16×16, 16 frames | DVD-GAN G 0.2M; predictor 0.05M | 2.5 + 0.75 min; 4 × 0.6 min | ≈ 9 min, 2 CPU cores |
-# | `gpu` | 32×32, 16 frames (protocol) | DVD-GAN G 4.5M; predictor 1.5M | 4 + 1.25; 4 × 0.5 min | ≈ 9 min, H200 |
+# | `gpu` | 32×32, 16 frames (protocol) | DVD-GAN G 4.5M; predictor 1.5M | 3.5 + 1.25; 4 × 0.4 min | ≈ 9 min, H200 |
 
 # %%
 import copy
@@ -100,7 +100,7 @@ lr, betas = 2e-4, (0.0, 0.99)                                  # Adam, for G and
 ema_decay = pick(smoke=0.9, cpu=0.99, gpu=0.999)
 gan_steps = pick(smoke=2, cpu=100_000, gpu=100_000)            # caps; time budgets decide in cpu and gpu
 matched_minutes = pick(smoke=None, cpu=0.75, gpu=1.25)         # DVD-GAN's first stretch = the 3D D's whole run
-dvd_minutes = pick(smoke=None, cpu=2.5, gpu=4.0)               # DVD-GAN's whole budget
+dvd_minutes = pick(smoke=None, cpu=2.5, gpu=3.5)               # DVD-GAN's whole budget
 
 pred_configs = {  # the SAVP-style predictor: 2 context frames, 10 predicted (SAVP on BAIR), an 8-d latent per step
     "smoke": PredictorConfig(image_size=16, frames=12, context_frames=2, width=4, encoder_width=4, disc_width=4),
@@ -110,7 +110,7 @@ pred_configs = {  # the SAVP-style predictor: 2 context frames, 10 predicted (SA
 pred_config = pick(**pred_configs)
 pred_batch = pick(smoke=4, cpu=8, gpu=32)
 pred_lr, pred_betas = 5e-4, (0.5, 0.999)                       # one optimizer setting for all variants
-pred_minutes = pick(smoke=None, cpu=0.6, gpu=0.5)              # each variant, the same minutes
+pred_minutes = pick(smoke=None, cpu=0.6, gpu=0.4)              # each variant, the same minutes
 pred_steps = pick(smoke=2, cpu=100_000, gpu=100_000)
 n_test, n_samples = pick(smoke=4, cpu=64, gpu=128), pick(smoke=3, cpu=8, gpu=8)   # contexts, samples per context
 
