@@ -29,7 +29,7 @@
 # |---|---|---|---|---|
 # | `smoke` | 16×16, 16 frames | tiny | 1–2 steps each | < 1 min on 2 CPU cores (checks only) |
 # | `cpu` | 16×16, 16 frames | DVD-GAN G 0.2M; predictor 0.05M | 2.5 + 0.75 min; 4 × 0.6 min | ≈ 9 min, 2 CPU cores |
-# | `gpu` | 32×32, 16 frames (protocol) | DVD-GAN G 4.5M; predictor 1.5M | 3.5 + 1.25; 4 × 0.4 min | ≈ 8.5 min, one H200 |
+# | `gpu` | 32×32, 16 frames (protocol) | DVD-GAN G 4.5M; predictor 1.5M | 3.5 + 1.25; 4 × 0.4 min | ≈ 8.5 min, H200 |
 
 # %%
 import copy
