@@ -16,6 +16,7 @@ from vgcourse.display import (
     VideoScrubber,
     ema,
     encode_video,
+    filmstrip,
     frame_image,
     plot_curves,
     plot_metric_bars,
@@ -249,3 +250,29 @@ def test_plot_xy_lines_and_annotations():
     assert [t.get_text() for t in ax.texts] == ["10", "50"]
     with pytest.raises(ValueError, match="equal lengths, got 2 xs and 1 ys"):
         plot_xy({"a": ([1, 2], [1])})
+
+
+def test_filmstrip_shows_every_other_frame_of_each_row_without_smoothing():
+    grey = torch.linspace(-1, 1, 16).view(1, 16, 1, 1).expand(1, 16, 8, 8)        # frame t has one grey level
+    colour = -torch.ones(3, 5, 8, 12)
+    colour[0] = 1.0                                                                # red frames, wider than tall
+    fig = filmstrip({"grey": grey, "colour": colour}, every=2)
+    top, bottom = fig.axes
+    strip = top.images[0].get_array()
+    assert strip.shape == (8, 8 * (8 + 1), 3)                                       # frames 0, 2, ..., 14
+    assert np.allclose(strip[0, 0], (grey[0, 0, 0, 0] + 1) / 2) and np.allclose(strip[0, 9], (grey[0, 2, 0, 0] + 1) / 2)
+    assert np.allclose(strip[:, 8], 1.0)                                            # the white line after frame 0
+    assert top.images[0].get_interpolation() == "nearest" and top.get_ylabel() == "grey"
+    assert bottom.images[0].get_array().shape == (8, 3 * (12 + 1), 3)
+    assert np.allclose(bottom.images[0].get_array()[0, 0], [1.0, 0.0, 0.0])
+
+
+def test_filmstrip_input_errors():
+    with pytest.raises(ValueError, match="non-empty dict"):
+        filmstrip({})
+    with pytest.raises(ValueError, match=r"C = 1 or 3"):
+        filmstrip({"batch": torch.zeros(2, 1, 4, 8, 8)})
+    with pytest.raises(TypeError, match="float clip"):
+        filmstrip({"bytes": torch.zeros(1, 4, 8, 8, dtype=torch.uint8)})
+    with pytest.raises(ValueError, match="positive int"):
+        filmstrip({"ok": torch.zeros(1, 4, 8, 8)}, every=0)

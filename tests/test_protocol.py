@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vgcourse.metrics import PROTOCOL, reference_rows, score, verdict
+from vgcourse.metrics import PROTOCOL, bar, mean_se, reference_rows, score, show_bars, verdict
 from vgcourse.metrics.protocol import format_rows, headline
 
 
@@ -54,3 +54,28 @@ def test_headline_and_table(rows_and_evaluator):
     text = format_rows(rows)
     assert "±" in text and "mean video" in text
     assert torch.isfinite(torch.tensor(h["fd"]))
+
+
+def test_mean_se_is_the_standard_error_of_the_mean():
+    values = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    mean, se = mean_se(values)
+    assert mean == pytest.approx(2.5)
+    assert se == pytest.approx(values.std().item() / 2)
+    with pytest.raises(ValueError, match="at least 2"):
+        mean_se(torch.tensor([1.0]))
+
+
+def test_bar_counts_the_lines_own_standard_error():
+    # 9.0 ± 0.6 against a line 10.0 ± 0.0: clears by 1.0 > 0.6, met
+    assert bar(9.0, 10.0, se=0.6)["outcome"] == "met"
+    # the same against a measured line 10.0 ± 0.9: se of the difference 1.08 > 1.0, not resolved
+    b = bar(9.0, 10.0, se=0.6, line_se=0.9)
+    assert b["outcome"] == "not resolved" and b["margin"] == pytest.approx(1.0)
+    # higher is better: 0.85 ± 0.01 against 0.9 misses by 0.05, not met
+    b = bar(0.85, 0.9, se=0.01, lower_is_better=False)
+    assert b["outcome"] == "not met" and b["margin"] == pytest.approx(-0.05)
+    with pytest.raises(ValueError, match="standard error"):
+        bar(1.0, 2.0, se=-0.1)
+    text = show_bars({"fd below frozen": bar(9.0, 10.0, se=0.6), "accuracy": b})
+    assert text.splitlines()[0].strip().startswith("met: fd below frozen: 9.000 ± 0.600 against 10.000 (clears")
+    assert "not met: accuracy" in text and "misses it by 0.050" in text

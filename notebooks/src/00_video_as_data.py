@@ -102,7 +102,7 @@ print("digit classes of the first clip:", batch.labels["classes"][0].tolist())
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from vgcourse.display import show_video
+from vgcourse.display import filmstrip, show_video
 
 show_video(batch.video, fps=8, scale=2, nrow=8, caption="Moving digits, 64×64, 16 frames")
 
@@ -124,23 +124,6 @@ side_by_side({"bouncing balls": balls.video.expand(-1, 3, -1, -1, -1),
 
 # %%
 from matplotlib.figure import Figure
-
-
-def filmstrip(rows: dict, every: int = 2, height: float = 0.6) -> Figure:
-    """One row per labelled clip (C, T, H, W) in [-1, 1], grey or colour: every `every`-th frame side by side,
-    a white line after each frame."""
-    shown = max(len(range(0, v.shape[1], every)) for v in rows.values())
-    fig = Figure(figsize=(height * shown + 2.2, height * len(rows) + 0.2), layout="constrained")
-    for ax, (label, clip_) in zip(fig.subplots(len(rows), 1, squeeze=False)[:, 0], rows.items()):
-        frames_ = (clip_[:, ::every].detach().float().cpu() + 1) / 2                # (C, T', H, W) in [0, 1]
-        gap = torch.ones(*frames_.shape[:3], 1)                                    # (C, T', H, 1): a white line
-        strip = rearrange(torch.cat([frames_, gap], -1), "c t h w -> h (t w) c")   # (H, T'(W + 1), C)
-        ax.imshow(strip[..., 0] if strip.shape[-1] == 1 else strip.clamp(0, 1), cmap="gray", vmin=0, vmax=1,
-                  interpolation="nearest")
-        ax.set_xticks([]), ax.set_yticks([])
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    return fig
-
 
 filmstrip({"digits, clip 0": batch.video[0], "digits, clip 1": batch.video[1], "balls, clip 0": balls.video[0]}
           | {f"shapes, clip {i}": shapes.video[i] for i in range(2)})

@@ -57,10 +57,10 @@ S = setup(seed=0)          # prints profile, device, precision, compile, torch v
 from vgcourse import results
 from vgcourse.autoregressive import GPTConfig, flops_per_token
 from vgcourse.checkpoint import load_checkpoint, save_checkpoint, sha256
-from vgcourse.display import plot_curves, show_video, side_by_side
+from vgcourse.display import filmstrip, plot_curves, show_video, side_by_side
 from vgcourse.exercises import check, solution
 from vgcourse.metrics import PROTOCOL, codebook_usage, psnr, reference_rows, score, ssim, verdict
-from vgcourse.metrics.protocol import format_rows, headline
+from vgcourse.metrics.protocol import format_rows, headline, mean_se
 from vgcourse.results import PartTimer
 from vgcourse.tokenizers import (
     AttentionResBlock,
@@ -439,11 +439,6 @@ def reconstruct(model: VQVideoAutoencoder, video: torch.Tensor, chunk: int = 128
     return torch.cat(outs), torch.cat(codes)
 
 
-def mean_se(values: torch.Tensor) -> tuple[float, float]:
-    values = values.double().cpu()
-    return float(values.mean()), float(values.std() / len(values) ** 0.5)
-
-
 recon, codes_of, per_clip, table, scores = {}, {}, {}, {}, {"held-out inputs": score(evaluator, heldout)}
 
 
@@ -480,24 +475,8 @@ print(format_rows(rows | {k: scores[k] for k in ["held-out inputs", *tokenizers]
 # The first held-out clips, every second frame: the input, then each tokenizer's reconstruction.
 
 # %%
-def filmstrip(videos: dict[str, torch.Tensor], clips: list[int], every: int = 2) -> Figure:
-    """Rows: one per (video, clip); columns: every ``every``-th frame."""
-    shown = list(range(0, frames, every))
-    fig = Figure(figsize=(len(shown) * 0.9, len(videos) * len(clips) * 0.95), layout="constrained")
-    axes = fig.subplots(len(videos) * len(clips), len(shown), squeeze=False)
-    for r, (clip_i, (name, video)) in enumerate((c, item) for c in clips for item in videos.items()):
-        for col, t in enumerate(shown):
-            ax = axes[r, col]
-            ax.imshow(video[clip_i, 0, t].float().cpu(), cmap="gray", vmin=-1, vmax=1)
-            ax.set_xticks([]), ax.set_yticks([])
-            if col == 0:
-                ax.set_ylabel(f"{name}\nclip {clip_i}", fontsize=7)
-            if r == 0:
-                ax.set_title(f"t={t}", fontsize=7)
-    return fig
-
-
-filmstrip({"input": heldout} | {name: recon[name] for name in tokenizers}, clips=[0, 1])
+shown = {"input": heldout} | {name: recon[name] for name in tokenizers}
+filmstrip({f"{name}, clip {i}": video[i] for i in (0, 1) for name, video in shown.items()})
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -72,11 +72,11 @@ from vgcourse.autoregressive import (
     sample_videos,
     videogpt_digits,
 )
-from vgcourse.display import plot_curves, show_video
+from vgcourse.display import filmstrip, plot_curves, show_video
 from vgcourse.exercises import check, solution
 from vgcourse.metrics import PROTOCOL, psnr, reference_rows, score, track_centroids, verdict
 from vgcourse.metrics.disentanglement import digit_sets
-from vgcourse.metrics.protocol import format_rows, headline
+from vgcourse.metrics.protocol import format_rows, headline, mean_se
 from vgcourse.metrics.tracking import motion_stats
 from vgcourse.nn import Attention, Block, nearby_mask, nearby_pairs, pair_flops
 from vgcourse.results import PartTimer
@@ -405,24 +405,7 @@ print(format_rows(rows | {"reconstructions": tok_scores, "VideoGPT prior": gpt_s
 
 
 # %%
-def filmstrip(videos: dict[str, torch.Tensor], clips: list[int], every: int = 2) -> Figure:
-    """Rows: one per (video, clip); columns: every ``every``-th frame."""
-    shown = list(range(0, frames, every))
-    fig = Figure(figsize=(len(shown) * 0.9, len(videos) * len(clips) * 0.95), layout="constrained")
-    axes = fig.subplots(len(videos) * len(clips), len(shown), squeeze=False)
-    for r, (clip_i, (name, video)) in enumerate((c, item) for c in clips for item in videos.items()):
-        for col, t in enumerate(shown):
-            ax = axes[r, col]
-            ax.imshow(video[clip_i, 0, t].float().cpu(), cmap="gray", vmin=-1, vmax=1)
-            ax.set_xticks([]), ax.set_yticks([])
-            if col == 0:
-                ax.set_ylabel(f"{name}\nclip {clip_i}", fontsize=7)
-            if r == 0:
-                ax.set_title(f"t={t}", fontsize=7)
-    return fig
-
-
-filmstrip({"VideoGPT": samples}, clips=list(range(min(4, n_gen))))
+filmstrip({f"VideoGPT, clip {i}": samples[i] for i in range(min(4, n_gen))})
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -490,7 +473,7 @@ print(f"asked digits shown in {cond_acc:.1%} ± {cond_se:.1%} of {len(want_y)} c
 print(f"{'✔' if class_bar == 'met' else '✘'} asked digits in >= 90% of clips: {class_bar}")
 print("asked pairs of the first clips:", [tuple(pair_digits(want_y[i:i + 1].cpu())[0].tolist())
                                          for i in range(min(4, n_cond))])
-filmstrip({"asked": cond_samples}, clips=list(range(min(4, n_cond))))
+filmstrip({f"asked, clip {i}": cond_samples[i] for i in range(min(4, n_cond))})
 
 # %% [markdown]
 # **First frames.** An autoregressive prior continues any prefix exactly: the codes of given frames are the first
@@ -504,7 +487,8 @@ given = encode_dataset(tokenizer, data, 4, seed=7, split="heldout", device=S.dev
 prefix = given[0][:, :1].flatten(1).long()                       # (4, h·w) codes of the first latent frame
 continued, _, _ = sample_videos(prior, tokenizer, y=given[1], prefix=prefix, seed=2)
 originals = data.batch(4, seed=7_000_000, split="heldout", device=S.device).video
-filmstrip({"held-out": originals, "continued": continued}, clips=[0, 1])
+filmstrip({f"{name}, clip {i}": video[i] for i in (0, 1)
+           for name, video in {"held-out": originals, "continued": continued}.items()})
 
 # %% [markdown]
 # The first four frames of each continuation are the tokenizer's reconstruction of the given ones; what follows is
@@ -661,10 +645,6 @@ def motion_per_clip(videos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     stats = [motion_stats(centers[i:i + 1], visible[i:i + 1]) for i in range(len(videos))]
     return (torch.tensor([s["motion_consistency"] for s in stats], dtype=torch.float64),
             torch.tensor([s["speed"] for s in stats], dtype=torch.float64))
-
-
-def mean_se(v: torch.Tensor) -> tuple[float, float]:
-    return float(v.mean()), float(v.std() / math.sqrt(len(v))) if len(v) > 1 else 0.0
 
 
 real_clips = data.batch(n_gen, seed=PROTOCOL.reference_seed, device=S.device).video

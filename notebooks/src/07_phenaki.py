@@ -43,7 +43,6 @@ from dataclasses import asdict
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from matplotlib.figure import Figure
 
 from vgcourse.profiles import pick, setup
 
@@ -62,7 +61,7 @@ from vgcourse.autoregressive import (
 )
 from vgcourse.data import CaptionedShapes, caption, tokenize
 from vgcourse.data.shapes import DIRECTION_NAMES
-from vgcourse.display import plot_curves, side_by_side
+from vgcourse.display import filmstrip, plot_curves, side_by_side
 from vgcourse.exercises import check, solution
 from vgcourse.metrics import attribute_accuracy, attribute_consistency, psnr, verdict
 from vgcourse.metrics.corruptions import freeze_frames, shuffle_frames
@@ -127,19 +126,6 @@ def shape_stream(batch: int, seed: int):
             tokenize(b.captions).to(S.device)
 
     return batch_at
-
-
-def filmstrip(rows: dict, every: int = 2, height: float = 0.55) -> Figure:
-    """One row per labelled clip (3, T, H, W): every `every`-th frame side by side, white lines between them."""
-    shown = max(len(range(0, v.shape[1], every)) for v in rows.values())
-    fig = Figure(figsize=(height * shown + 2.6, height * len(rows) + 0.2), layout="constrained")
-    for ax, (label, clip_) in zip(fig.subplots(len(rows), 1, squeeze=False)[:, 0], rows.items()):
-        frames_ = (clip_[:, ::every].float().cpu().clamp(-1, 1) + 1) / 2                 # (3, T', H, W) in [0, 1]
-        gap = torch.ones(3, frames_.shape[1], frames_.shape[2], 1)                       # a white line after each
-        ax.imshow(rearrange(torch.cat([frames_, gap], 3), "c t h w -> h (t w) c").numpy())
-        ax.set_xticks([]), ax.set_yticks([])
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    return fig
 
 
 sample_batch = paths.batch(4, seed=1)

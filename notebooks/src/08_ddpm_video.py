@@ -70,10 +70,10 @@ from vgcourse.diffusion import (
     video_unet_tiny,
 )
 from vgcourse.diffusion.unet import SpaceTimeBlock, TemporalAttention, timestep_embedding
-from vgcourse.display import VideoScrubber, plot_curves, plot_metric_bars, plot_xy, show_video, side_by_side
+from vgcourse.display import VideoScrubber, filmstrip, plot_curves, plot_metric_bars, plot_xy, show_video, side_by_side
 from vgcourse.exercises import check, solution
 from vgcourse.metrics import PROTOCOL, Evaluator, frechet_distance, gaussian_stats, jackknife_fd, jackknife_std
-from vgcourse.metrics.protocol import format_rows, headline, reference_rows, score, verdict
+from vgcourse.metrics.protocol import bar, format_rows, headline, mean_se, reference_rows, score, show_bars, verdict
 from vgcourse.nn import count_parameters
 from vgcourse.results import PartTimer, num, timed
 from vgcourse.train import EMA, make_trainer, warmup_cosine
@@ -644,19 +644,6 @@ side_by_side({f"DDPM, {T_diffusion} steps": samples["DDPM"][:8],
 # The same clips as a static filmstrip (every other frame), beside real clips:
 
 # %%
-def filmstrip(rows: dict, every: int = 2, height: float = 0.55) -> Figure:
-    """One row per labelled clip (C, T, H, W): every `every`-th frame side by side, white lines between them."""
-    shown = max(len(range(0, v.shape[1], every)) for v in rows.values())
-    fig = Figure(figsize=(height * shown + 1.8, height * len(rows) + 0.2), layout="constrained")
-    for ax, (label, clip_) in zip(fig.subplots(len(rows), 1, squeeze=False)[:, 0], rows.items()):
-        frames_ = clip_[0, ::every].float().cpu()                               # (T', H, W)
-        gap = torch.ones(frames_.shape[0], frames_.shape[1], 1)                  # a white line after each frame
-        ax.imshow(torch.cat([frames_, gap], 2).transpose(0, 1).flatten(1), cmap="gray", vmin=-1, vmax=1)
-        ax.set_xticks([]), ax.set_yticks([])
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    return fig
-
-
 filmstrip({f"real {i}": data.batch(3, seed=5).video[i] for i in range(3)}
           | {f"DDPM {i}": samples["DDPM"][i] for i in range(4)}
           | {f"DDIM {ddim_ref}, {i}": samples[f"DDIM {ddim_ref}"][i] for i in range(2)})
@@ -761,11 +748,6 @@ def digits_per_clip(video: torch.Tensor) -> dict[str, torch.Tensor]:
     modal = sets.mode(dim=1).values                                               # (B,): the clip's most common set
     return {"identity_consistency": (sets == modal[:, None]).float().mean(1),
             "frame_quality": (top.values.sum(-1) / (k + p.sum(-1) - top.values.sum(-1))).mean(1)}
-
-
-def mean_se(v: torch.Tensor) -> tuple[float, float]:
-    """The mean of per-clip values (B,) and its standard error."""
-    return v.mean().item(), v.std().item() / v.numel() ** 0.5
 
 
 real_clips = data.batch(n_gen, seed=PROTOCOL.reference_seed, device=S.device).video   # the "real" row's clips
@@ -1022,30 +1004,20 @@ filmstrip({f"video mode {i}": samples[video_row][i] for i in range(2)}
 # - **identity** and **frame quality** within 10% of the real clips'.
 
 # %%
-def bar(value: float, se: float, line: float, line_se: float = 0.0, lower_is_better: bool = True) -> dict:
-    """A bar read with one standard error of value − line (verdict), and the margin to its line."""
-    combined = math.hypot(se, line_se)
-    margin = (line - value) if lower_is_better else (value - line)
-    return {"outcome": verdict(value, line, combined, lower_is_better), "value": value, "se": se, "line": line,
-            "line_se": line_se, "margin": margin}
-
-
 head = scores["DDPM"]
 real_identity, real_quality = (mean_se(per_clip["real"][m]) for m in ("identity_consistency", "frame_quality"))
 head_identity, head_quality = (mean_se(per_clip["DDPM"][m]) for m in ("identity_consistency", "frame_quality"))
 bars = {
-    "past the floor: fd below 2× shuffled frames": bar(head["fd"], head["fd_se"], 2 * rows["shuffled frames"]["fd"],
+    "past the floor: fd below 2× shuffled frames": bar(head["fd"], 2 * rows["shuffled frames"]["fd"], head["fd_se"],
                                                        2 * rows["shuffled frames"]["fd_se"]),
-    "fd below frozen frames": bar(head["fd"], head["fd_se"], rows["frozen frames"]["fd"],
+    "fd below frozen frames": bar(head["fd"], rows["frozen frames"]["fd"], head["fd_se"],
                                   rows["frozen frames"]["fd_se"]),
-    "identity within 10% of real": bar(*head_identity, 0.9 * real_identity[0], 0.9 * real_identity[1],
-                                       lower_is_better=False),
-    "frame quality within 10% of real": bar(*head_quality, 0.9 * real_quality[0], 0.9 * real_quality[1],
-                                            lower_is_better=False),
+    "identity within 10% of real": bar(head_identity[0], 0.9 * real_identity[0], head_identity[1],
+                                       0.9 * real_identity[1], lower_is_better=False),
+    "frame quality within 10% of real": bar(head_quality[0], 0.9 * real_quality[0], head_quality[1],
+                                            0.9 * real_quality[1], lower_is_better=False),
 }
-for name, b in bars.items():
-    print(f"{b['outcome']:>12s}: {name}: {b['value']:.3f} ± {b['se']:.3f} against {b['line']:.3f} ± "
-          f"{b['line_se']:.3f} ({'clears' if b['margin'] >= 0 else 'misses'} it by {abs(b['margin']):.3f})")
+print(show_bars(bars))
 print(f"ancestral DDPM after {minutes_training:.2f} min of training ({summary.steps} steps): fd {head['fd']:.2f} ± "
       f"{head['fd_se']:.2f}; reference rows: real {rows['real']['fd']:.2f}, frozen {rows['frozen frames']['fd']:.2f}, "
       f"shuffled {rows['shuffled frames']['fd']:.2f}, noise {rows['noise']['fd']:.1f}")

@@ -71,11 +71,11 @@ from vgcourse.diffusion import (
     video_unet_tiny,
 )
 from vgcourse.diffusion.sde import broadcast
-from vgcourse.display import plot_curves, side_by_side
+from vgcourse.display import filmstrip, plot_curves, side_by_side
 from vgcourse.exercises import check, solution
 from vgcourse.metrics import PROTOCOL, Evaluator
 from vgcourse.metrics.corruptions import freeze_frames, shuffle_frames
-from vgcourse.metrics.protocol import format_rows, headline, reference_rows, score, verdict
+from vgcourse.metrics.protocol import format_rows, headline, mean_se, reference_rows, score, verdict
 from vgcourse.nn import count_parameters
 from vgcourse.results import PartTimer, num, timed
 from vgcourse.train import make_trainer
@@ -733,19 +733,6 @@ side_by_side(clips, nrow=2, scale=2)
 # The same clips as a static filmstrip, every other frame:
 
 # %%
-def filmstrip(strip: dict, every: int = 2, height: float = 0.55) -> Figure:
-    """One row per labelled clip (C, T, H, W) in [-1, 1]: every `every`-th frame side by side, white lines between."""
-    n_shown = max(len(range(0, v.shape[1], every)) for v in strip.values())
-    fig = Figure(figsize=(height * n_shown + 2.2, height * len(strip) + 0.2), layout="constrained")
-    for ax, (label, clip_) in zip(fig.subplots(len(strip), 1, squeeze=False)[:, 0], strip.items()):
-        frames_ = clip_[0, ::every].float().cpu()                               # (T', H, W)
-        gap = torch.ones(frames_.shape[0], frames_.shape[1], 1)                  # a white line after each frame
-        ax.imshow(torch.cat([frames_, gap], 2).transpose(0, 1).flatten(1), cmap="gray", vmin=-1, vmax=1)
-        ax.set_xticks([]), ax.set_yticks([])
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    return fig
-
-
 strip = {f"real {i}": data.batch(2, seed=123).video[i] for i in range(2)}
 for f, r in shown.items():
     strip |= {f"{f}, {r['setting']}: {i}": samples[f, r["setting"]][i] for i in range(2)}
@@ -777,12 +764,6 @@ score_fp32 = score_from_eps(make_eps_model(ema, amp=False), sde)
 def quantise(video: torch.Tensor) -> torch.Tensor:
     """8-bit values k / 127.5 - 1, k in 0..255."""
     return ((video + 1) * 127.5).round().clamp(0, 255) / 127.5 - 1
-
-
-def mean_se(v: torch.Tensor) -> tuple[float, float]:
-    """Mean and standard error of per-clip values v (B,)."""
-    v = v.double()
-    return v.mean().item(), (v.std() / math.sqrt(len(v))).item()
 
 
 rt_x = quantise(data.heldout(rt_clips, device=S.device).video)

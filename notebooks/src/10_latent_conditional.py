@@ -65,7 +65,6 @@ import math
 from dataclasses import asdict
 
 from einops import repeat
-from matplotlib.figure import Figure
 
 from vgcourse import results
 from vgcourse.autoencoders import VideoAutoencoder, kl_f4_base, kl_f4_tiny, train_autoencoder
@@ -97,7 +96,7 @@ from vgcourse.diffusion.conditioning import (
     object_captions,
     structure_masks,
 )
-from vgcourse.display import plot_curves, plot_xy, side_by_side
+from vgcourse.display import filmstrip, plot_curves, plot_xy, side_by_side
 from vgcourse.dit import DiTConfig
 from vgcourse.dit.conditional import ConditionalDenoiser, ConditionalDenoiserConfig
 from vgcourse.exercises import check, solution
@@ -110,7 +109,17 @@ from vgcourse.metrics import (
     psnr,
     seam_jumps,
 )
-from vgcourse.metrics.protocol import PROTOCOL, format_rows, headline, reference_rows, score, verdict
+from vgcourse.metrics.protocol import (
+    PROTOCOL,
+    bar,
+    format_rows,
+    headline,
+    mean_se,
+    reference_rows,
+    score,
+    show_bars,
+    verdict,
+)
 from vgcourse.nn import count_parameters
 from vgcourse.results import num, timed
 from vgcourse.train import count_flops, make_trainer
@@ -270,12 +279,6 @@ with amp():
 recon_psnr = psnr(recon, heldout).cpu()                                            # (n_gen,) dB
 
 
-def mean_se(values: torch.Tensor) -> tuple[float, float]:
-    """Mean and standard error of per-clip values."""
-    values = values.double().flatten().cpu()
-    return float(values.mean()), float(values.std() / len(values) ** 0.5)
-
-
 ae_psnr, ae_psnr_se = mean_se(recon_psnr)
 scores = {"reconstructions": score(evaluator, recon)}
 print(f"held-out reconstructions: PSNR {ae_psnr:.2f} ± {ae_psnr_se:.2f} dB over {n_gen} clips")
@@ -286,21 +289,6 @@ timer.lap("reference rows and reconstructions")
 # Three held-out clips, every second frame, above their reconstructions (the PSNR of each clip in its label):
 
 # %%
-def filmstrip(strips: dict, every: int = 2, height: float = 0.6) -> Figure:
-    """One row per labelled clip (C, T, H, W) in [-1, 1], grey or colour: every `every`-th frame, white lines
-    between frames."""
-    shown = max(len(range(0, v.shape[1], every)) for v in strips.values())
-    fig = Figure(figsize=(height * shown + 2.4, height * len(strips) + 0.2), layout="constrained")
-    for ax, (label, clip_) in zip(fig.subplots(len(strips), 1, squeeze=False)[:, 0], strips.items()):
-        frames_ = (clip_[:, ::every].float().cpu().clamp(-1, 1) + 1) / 2           # (C, T', H, W) in [0, 1]
-        frames_ = torch.cat([frames_, torch.ones(*frames_.shape[:3], 1)], 3)        # a white line after each frame
-        image = frames_.permute(2, 1, 3, 0).flatten(1, 2)                           # (H, T'·(W + 1), C)
-        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
-        ax.set_xticks([]), ax.set_yticks([])
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    return fig
-
-
 filmstrip({label: clip_ for i in range(3) for label, clip_ in
            [(f"held-out {i}", heldout[i]), (f"reconstructed {i} ({recon_psnr[i]:.1f} dB)", recon[i])]})
 
@@ -1065,10 +1053,6 @@ side_by_side({"source": src.video[:k], "image-to-video": i2v[f"clean context, s 
 # misses by more than one, **not resolved** in between.
 
 # %%
-def bar(value: float, line: float, se: float, lower_is_better: bool = True) -> dict:
-    return {"outcome": verdict(value, line, se, lower_is_better), "value": value, "se": se, "line": line}
-
-
 def binomial_se(p: float, n: int) -> float:
     return (p * (1 - p) / n) ** 0.5
 
@@ -1089,8 +1073,7 @@ bars = {
     "editing mask IoU ≥ 0.8": bar(structure_edit["iou"][0], 0.8, structure_edit["iou"][1], lower_is_better=False),
     "editing attribute accuracy ≥ 0.8": bar(edit_acc, 0.8, binomial_se(edit_acc, n_task), lower_is_better=False),
 }
-for name, b in bars.items():
-    print(f"{b['outcome']:>12s}: {name}: {b['value']:.3f} ± {b['se']:.3f} against {b['line']:.3f}")
+print(show_bars(bars))
 
 # %% [markdown]
 # ## Claim checks

@@ -46,7 +46,6 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from IPython.display import display
-from matplotlib.figure import Figure
 
 from vgcourse.profiles import pick, setup
 
@@ -57,7 +56,7 @@ S = setup(seed=0)          # prints profile, device, precision, compile, torch v
 from vgcourse import results
 from vgcourse.autoencoders import VideoAutoencoder, kl_f4_base
 from vgcourse.diffusion import VPrediction, cosine_schedule, ddim_sample, ddim_sample_chunked, diffusion_loss
-from vgcourse.display import plot_curves, plot_xy, side_by_side
+from vgcourse.display import filmstrip, plot_curves, plot_xy, side_by_side
 from vgcourse.dit import (
     DIT_CONFIGS,
     PAPER_GFLOPS,
@@ -520,19 +519,6 @@ side_by_side({"real": data.batch(8, seed=5).video, f"the chapter's DiT (fd {fd_:
 # The same as a static filmstrip, every other frame (a saved notebook shows it without running anything):
 
 # %%
-def filmstrip(strips: dict, every: int = 2, height: float = 0.55) -> Figure:
-    """One row per labelled clip (C, T, H, W): every `every`-th frame side by side, white lines between them."""
-    shown = max(len(range(0, v.shape[1], every)) for v in strips.values())
-    fig = Figure(figsize=(height * shown + 1.8, height * len(strips) + 0.2), layout="constrained")
-    for ax, (label, clip_) in zip(fig.subplots(len(strips), 1, squeeze=False)[:, 0], strips.items()):
-        frames_ = clip_[0, ::every].float().cpu()                               # (T', H, W)
-        gap = torch.ones(frames_.shape[0], frames_.shape[1], 1)                  # a white line after each frame
-        ax.imshow(torch.cat([frames_, gap], 2).transpose(0, 1).flatten(1), cmap="gray", vmin=-1, vmax=1)
-        ax.set_xticks([]), ax.set_yticks([])
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    return fig
-
-
 filmstrip({f"real {i}": data.batch(3, seed=5).video[i] for i in range(3)}
           | {f"DiT {i}": main_samples[i] for i in range(5)})
 

@@ -56,7 +56,6 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from matplotlib.figure import Figure
 
 from vgcourse.profiles import pick, setup
 
@@ -80,7 +79,7 @@ from vgcourse.diffusion import (
     sdedit_timesteps,
 )
 from vgcourse.diffusion.conditioning import structure_masks
-from vgcourse.display import plot_curves, plot_xy, side_by_side
+from vgcourse.display import filmstrip, plot_curves, plot_xy, side_by_side
 from vgcourse.dit import (
     DiT,
     DiTConfig,
@@ -100,7 +99,7 @@ from vgcourse.metrics import (
     mask_iou,
     seam_jumps,
 )
-from vgcourse.metrics.protocol import format_rows, headline, reference_rows, score, verdict
+from vgcourse.metrics.protocol import format_rows, headline, mean_se, reference_rows, score, verdict
 from vgcourse.metrics.suite import SmallSampleWarning
 from vgcourse.nn.attention import attention
 from vgcourse.results import PartTimer, num, timed
@@ -552,22 +551,6 @@ side_by_side({f"{k}: fd {v['model']['fd']:.1f}": shape_samples[k][:2] for k, v i
 # The same as a static filmstrip, every other frame:
 
 # %%
-def filmstrip(rows_: dict, every: int = 2, height: float = 0.6) -> Figure:
-    """One row per labelled clip (C, T, H, W), C = 1 or 3: every `every`-th frame side by side, white lines
-    between them."""
-    shown = max(len(range(0, v.shape[1], every)) for v in rows_.values())
-    aspect = max(v.shape[-1] / v.shape[-2] for v in rows_.values())
-    fig = Figure(figsize=(height * aspect * shown + 2.4, height * len(rows_) + 0.2), layout="constrained")
-    for ax, (label, clip_) in zip(fig.subplots(len(rows_), 1, squeeze=False)[:, 0], rows_.items()):
-        frames_ = (clip_[:, ::every].float().cpu().clamp(-1, 1) + 1) / 2           # (C, T', H, W) in [0, 1]
-        gap = torch.ones(*frames_.shape[:3], 1)                                     # a white line after each frame
-        strip = rearrange(torch.cat([frames_, gap], 3), "c t h w -> h (t w) c")
-        ax.imshow(strip.expand(-1, -1, 3).numpy(), interpolation="nearest")
-        ax.set_xticks([]), ax.set_yticks([])
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    return fig
-
-
 filmstrip({f"{name} {i}": shape_samples[name][i] for name in shape_sets for i in range(2)}
           | {"real 16×32×48": shape_sets["16×32×48 (unseen)"].batch(1, seed=5).video[0]})
 
@@ -792,10 +775,6 @@ long_shapes = CaptionedShapes(size=32, frames=long_frames, object_size=10, speed
 given = long_shapes.heldout(n_long, device=S.device)                          # real 48-frame clips and captions
 starts = {"real clip": (given.video[:, :, :16], tokenize(given.captions).to(S.device), given.labels),
           "own clip": (t2v[guidance][:n_long], tokens[:n_long], {k: v_[:n_long] for k, v_ in prompts.labels.items()})}
-
-
-def mean_se(values: torch.Tensor) -> tuple[float, float]:
-    return values.mean().item(), values.std().item() / max(values.numel(), 1) ** 0.5
 
 
 def continuation_row(video: torch.Tensor, labels: dict, seams: list[int]) -> dict:

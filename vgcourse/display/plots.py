@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -187,3 +188,37 @@ def plot_xy(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], xlabe
     ax.legend()
     ax.grid(alpha=0.3)
     return ax.figure
+
+
+def filmstrip(rows: Mapping[str, torch.Tensor], every: int = 2, height: float = 0.6) -> Figure:
+    """A static picture of clips, for wherever a GIF or a widget does not play (an untrusted notebook, a PDF).
+
+    Inputs:
+        rows: {label: clip (C, T, H, W)}, C = 1 (grey) or 3 (colour), values in [-1, 1]; one row per label, clips
+            of any T, H and W.
+        every: show every ``every``-th frame.
+        height: inches per row.
+    Returns a Figure: each row the clip's frames side by side with a white line after each, its label on the left,
+    drawn with nearest-neighbour pixels (no smoothing).
+    """
+    if not isinstance(rows, Mapping) or not rows:
+        raise ValueError(f"expected a non-empty dict {{label: clip (C, T, H, W)}}, got {rows!r:.80}")
+    if not isinstance(every, int) or every < 1:
+        raise ValueError(f"every must be a positive int, got {every!r}")
+    for label, clip in rows.items():
+        if not isinstance(clip, torch.Tensor) or clip.dim() != 4 or clip.shape[0] not in (1, 3):
+            shape = tuple(clip.shape) if isinstance(clip, torch.Tensor) else type(clip).__name__
+            raise ValueError(f"rows[{label!r}]: expected one clip (C, T, H, W) with C = 1 or 3, got {shape}")
+        if not clip.is_floating_point():
+            raise TypeError(f"rows[{label!r}]: expected a float clip in [-1, 1], got dtype {clip.dtype}")
+    shown = max(len(range(0, clip.shape[1], every)) for clip in rows.values())
+    aspect = max(clip.shape[-1] / clip.shape[-2] for clip in rows.values())
+    fig = Figure(figsize=(height * aspect * shown + 2.2, height * len(rows) + 0.2), layout="constrained")
+    for ax, (label, clip) in zip(fig.subplots(len(rows), 1, squeeze=False)[:, 0], rows.items()):
+        frames = (clip[:, ::every].detach().float().cpu().clamp(-1, 1) + 1) / 2      # (C, T', H, W) in [0, 1]
+        gap = torch.ones(*frames.shape[:3], 1)                                      # (C, T', H, 1): a white line
+        strip = torch.cat([frames, gap], -1).permute(2, 1, 3, 0).flatten(1, 2)       # (H, T'·(W + 1), C)
+        ax.imshow(strip.expand(-1, -1, 3).numpy(), interpolation="nearest")
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    return fig

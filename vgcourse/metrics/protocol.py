@@ -93,6 +93,39 @@ def verdict(value: float, bar: float, se: float, lower_is_better: bool = True) -
     return "not met" if margin < -se else "not resolved"
 
 
+def mean_se(values: torch.Tensor) -> tuple[float, float]:
+    """The mean of per-item values (N,) (one per clip, say) and its standard error, std / sqrt(N)."""
+    values = torch.as_tensor(values).detach().float().flatten()
+    if values.numel() < 2:
+        raise ValueError(f"a standard error needs at least 2 values, got {values.numel()}")
+    return values.mean().item(), values.std().item() / values.numel() ** 0.5
+
+
+def bar(value: float, line: float, se: float = 0.0, line_se: float = 0.0, lower_is_better: bool = True) -> dict:
+    """A bar read with one standard error: {'outcome' ('met', 'not met', 'not resolved'), 'value', 'se', 'line',
+    'line_se', 'margin'}. Where the line is itself measured (a reference row, 0.9 × the real clips' value), its
+    standard error ``line_se`` counts too: the value − line difference has se = sqrt(se² + line_se²).
+    ``margin`` > 0 means the value clears the line."""
+    if not (se >= 0 and line_se >= 0):
+        raise ValueError(f"a standard error must be >= 0, got se={se}, line_se={line_se}")
+    combined = (se ** 2 + line_se ** 2) ** 0.5
+    margin = (line - value) if lower_is_better else (value - line)
+    return {"outcome": verdict(value, line, combined, lower_is_better), "value": value, "se": se, "line": line,
+            "line_se": line_se, "margin": margin}
+
+
+def show_bars(bars: dict[str, dict]) -> str:
+    """One line per bar of :func:`bar`: its outcome, value ± se against its line, and by how much it clears or
+    misses it."""
+    lines = []
+    for name, b in bars.items():
+        se = f" ± {b['se']:.3f}" if b["se"] else ""
+        line_se = f" ± {b['line_se']:.3f}" if b.get("line_se") else ""
+        lines.append(f"{b['outcome']:>12s}: {name}: {b['value']:.3f}{se} against {b['line']:.3f}{line_se} "
+                     f"({'clears' if b['margin'] >= 0 else 'misses'} it by {abs(b['margin']):.3f})")
+    return "\n".join(lines)
+
+
 def headline(scores: dict, *, n_real: int, minutes: float, **extra) -> dict:
     """The numbers a results file leads with (``metrics.headline``): fd with its SE, frame quality, identity,
     diversity, motion, ``n_gen``, ``n_real`` and the minutes of training, plus any ``extra`` numbers."""
