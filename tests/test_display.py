@@ -209,6 +209,13 @@ def test_scrubber_updates_headlessly():
         VideoScrubber(trajectory, step_labels=[1, 2])
 
 
+def test_scrubber_shows_the_clip_at_its_own_size():
+    clip = smooth_colour(t=5, h=6, w=7)
+    assert VideoScrubber(clip, scale=3).image.layout.width == "21px"      # W · scale, not the page's width
+    with pytest.raises(ValueError, match="scale must be a positive int"):
+        VideoScrubber(clip, scale=0)
+
+
 # ---- plots --------------------------------------------------------------------------------------------
 
 def test_ema_closed_form():

@@ -151,7 +151,6 @@ print("held-out set fixed:    ", torch.equal(digits64.heldout(4).video, digits64
 from vgcourse.display import VideoScrubber
 
 scrubber = VideoScrubber(batch.video[0].cpu(), scale=4)
-scrubber.image.layout.width = f"{4 * batch.video.shape[-1]}px"          # at its own size, not stretched to the page
 scrubber
 
 # %% [markdown]

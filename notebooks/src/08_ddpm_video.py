@@ -703,7 +703,6 @@ denoising_strip()
 # NBVAL_IGNORE_OUTPUT
 pair = torch.cat([x_t_seen, torch.ones_like(x_t_seen[..., :1]), x0_hat], dim=-1)   # (S, C, T, H, 2W + 1)
 scrubber = VideoScrubber(pair, step_labels=levels, step_name="t", scale=4)
-scrubber.image.layout.width = f"{4 * pair.shape[-1]}px"            # at its own size, not stretched to the page
 scrubber
 
 # %% [markdown]

@@ -83,6 +83,8 @@ class VideoScrubber(widgets.VBox):
     def __init__(self, video: torch.Tensor, step_labels: Sequence | None = None, scale: int = 4,
                  fps: float = 8, step_name: str = "t"):
         trajectory = _check_clip_or_trajectory(video)  # (S, C, T, H, W)
+        if not isinstance(scale, int) or scale < 1:
+            raise ValueError(f"scale must be a positive int (nearest-neighbour upscaling), got {scale!r}")
         self.video = video.detach().float().cpu()
         self.scale = scale
         s, _, t = trajectory.shape[:3]
@@ -107,7 +109,8 @@ class VideoScrubber(widgets.VBox):
             self.step_slider.observe(self._update, names="value")
         self.frame_slider.observe(self._update, names="value")
 
-        self.image = widgets.Image(format="png")
+        # shown at its own size (W · scale pixels wide): a notebook would otherwise stretch it to the page's width
+        self.image = widgets.Image(format="png", layout=widgets.Layout(width=f"{trajectory.shape[-1] * scale}px"))
         super().__init__(controls + [self.image])
         self._update()
 
