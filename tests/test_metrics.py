@@ -179,6 +179,21 @@ def test_calibration_real_is_realistic(table32):
     assert real["identity_consistency"] > 0.85 and real["class_coverage"] == 1.0
 
 
+def test_digits_per_clip_average_to_the_evaluators_scores_and_single_out_a_broken_clip():
+    ds = MovingDigits(32, frames=8)
+    ev = Evaluator(ds, n_real=64)
+    videos = ds.batch(24, seed=5).video
+    videos[3, :, 4:] = ds.batch(1, seed=99).video[0, :, 4:]        # clip 3 changes its digits halfway
+    per_clip = ev.digits_per_clip(videos)
+    scores = ev(videos)
+    assert per_clip["identity_consistency"].shape == per_clip["frame_quality"].shape == (24,)
+    for name in ("identity_consistency", "frame_quality"):
+        assert per_clip[name].mean().item() == pytest.approx(scores[name], abs=1e-6)
+    assert per_clip["identity_consistency"][3] <= 0.75 < per_clip["identity_consistency"].median()
+    with pytest.raises(ValueError, match="no frame probe"):
+        Evaluator(CaptionedShapes(32, frames=8), n_real=16).digits_per_clip(torch.zeros(2, 3, 8, 32, 32))
+
+
 def test_mode_collapse_shows_in_diversity():
     ds = MovingDigits(32, frames=8)
     ev = Evaluator(ds, n_real=64)

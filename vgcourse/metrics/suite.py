@@ -119,22 +119,42 @@ class Evaluator:
         """Video-probe features (n, D) of one chunk of clips already on the device, as float64 on the CPU."""
         return self.video_probe.features(chunk).double().cpu()
 
-    def _digit_scores(self, probs: torch.Tensor) -> dict[str, float]:
-        """Frame quality, identity consistency and class diversity from frame-probe probabilities (B, T, 10)."""
+    def _digits_of_clips(self, probs: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Per-clip frame quality and identity consistency (B,) from frame-probe probabilities (B, T, 10), and each
+        clip's most common set of digits (B,) as a bitmask."""
         k = self.objects_per_clip
         top = probs.topk(k, dim=-1)
         sets = (2 ** top.indices).sum(-1)  # (B, T): the digit set of each frame as a bitmask
         modal = sets.mode(dim=1).values  # (B,)
+        # 1 when the probe is sure of exactly K digits and of no others; low when unsure or when it sees extras
+        rest = probs.sum(-1) - top.values.sum(-1)
+        quality = top.values.sum(-1) / (k + rest)  # (B, T)
+        identity = (sets == modal[:, None]).float().mean(1)  # (B,): the share of frames showing the clip's set
+        return {"frame_quality": quality.mean(1), "identity_consistency": identity}, modal
+
+    def _digit_scores(self, probs: torch.Tensor) -> dict[str, float]:
+        """Frame quality, identity consistency and class diversity from frame-probe probabilities (B, T, 10)."""
+        per_clip, modal = self._digits_of_clips(probs)
         classes = torch.tensor([[(int(m) >> c) & 1 for c in range(10)] for m in modal])  # (B, 10)
         hist = classes.sum(0).float()
         p = hist / hist.sum().clamp(min=1)
         entropy = -(p[p > 0] * p[p > 0].log()).sum() / math.log(10)
-        # 1 when the probe is sure of exactly K digits and of no others; low when unsure or when it sees extras
-        rest = probs.sum(-1) - top.values.sum(-1)
-        quality = top.values.sum(-1) / (k + rest)  # (B, T)
-        return {"frame_quality": float(quality.mean()),
-                "identity_consistency": float((sets == modal[:, None]).float().mean()),
+        return {"frame_quality": float(per_clip["frame_quality"].mean()),
+                "identity_consistency": float(per_clip["identity_consistency"].mean()),
                 "class_coverage": float((hist > 0).float().mean()), "class_entropy": float(entropy)}
+
+    @torch.no_grad()
+    def digits_per_clip(self, videos: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Identity consistency and frame quality of each clip, {name: (N,)} on the CPU, for ``videos``
+        (N, C, T, H, W) in [-1, 1]: their means are this Evaluator's ``identity_consistency`` and
+        ``frame_quality``, and per clip they give those scores a standard error (:func:`mean_se`)."""
+        check_video(videos, "videos")
+        warn_if_unit_range(videos)
+        if not self.has_probes:
+            raise ValueError(f"{self.dataset!r} has no frame probe, so no per-clip digit scores")
+        probs = torch.cat([torch.sigmoid(self.frame_probe(c.to(self.device).float())).cpu()
+                           for c in _chunks(videos, self.batch_size)])
+        return self._digits_of_clips(probs)[0]
 
     def __call__(self, videos: torch.Tensor, labels: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
         """Score generated ``videos`` (N, C, T, H, W) in [-1, 1]; ``labels`` enable conditioning accuracy."""
