@@ -302,12 +302,15 @@ def test_time_budget_stops_the_run_and_ends_the_decay_there():
     # the cosine decay was moved to end at the last step: the learning rate has reached final × peak
     lr = tr.optimizers["main"].param_groups[0]["lr"]
     assert lr == pytest.approx(0.1, abs=0.02)
+    # and the plan is public: where the run was planned to end is where it ended
+    assert tr.planned_end == summary.steps
 
 
 def test_a_budget_that_is_not_reached_changes_nothing():
     tr = slow_trainer(steps=20, max_minutes=1.0, sleep_s=0.0)
     summary = tr.fit()
     assert summary.steps == 20 and summary.stopped_by == "steps"
+    assert tr.planned_end == 20
     assert tr.optimizers["main"].param_groups[0]["lr"] == pytest.approx(0.1)
 
 

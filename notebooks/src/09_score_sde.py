@@ -577,15 +577,15 @@ print("two steps of my_train_step leave the same weights as two steps of make_tr
 class HalfwayCopy:
     """The training stream; on the way, a copy of the EMA weights at the first step past half the planned steps.
 
-    The loop plans its last step from its measured seconds per step and moves the cosine schedule's end there,
-    which is where the plan is read.
+    A run bounded by time plans its last step from its measured seconds per step (``Trainer.planned_end``) and
+    moves the cosine schedule's end there.
     """
 
     def __init__(self, stream):
         self.stream, self.trainer, self.model, self.step = stream, None, None, None
 
     def __call__(self, step: int):
-        planned = self.trainer.schedulers["main"].lr_lambdas[0].total      # the schedule's end = the last step
+        planned = self.trainer.planned_end                                  # the step the loop plans to end at
         if self.model is None and self.trainer.ema is not None and step >= planned // 2:
             self.model, self.step = copy.deepcopy(self.trainer.ema.model).eval(), step
         return self.stream(step)

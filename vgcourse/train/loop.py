@@ -133,6 +133,7 @@ class Trainer:
         self._ema_source = ema_of if ema_of is not None else model
         self.forward_model: nn.Module = model  # what the step calls: the model, compiled when ``compile`` is on
         self.step = 0
+        self.planned_end = config.steps  # the step fit() plans to stop at; a time budget moves it (see fit)
         self.history: list[dict[str, float]] = []
         self.summary = TrainSummary(device=torch.cuda.get_device_name(self.device) if cuda else "cpu")
         self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
@@ -207,6 +208,7 @@ class Trainer:
         timing_start, timed_samples = None, 0
         start_wall = time.perf_counter()
         deadline = start_wall + 60 * cfg.max_minutes if cfg.max_minutes is not None else None
+        self.planned_end = end
         while self.step < end:
             batch = self.batch_fn(self.step)
             if self.summary.flops_per_step is None and cfg.measure_flops:
@@ -229,7 +231,7 @@ class Trainer:
                 if self.history:
                     bar.set_postfix({k: f"{v:.4g}" for k, v in self.history[-1].items() if k != "step"})
                 if deadline is not None:
-                    end = self._plan_end(cap, deadline, timing_start, first_timed)
+                    end = self.planned_end = self._plan_end(cap, deadline, timing_start, first_timed)
                     bar.total = end
             if cfg.checkpoint_path and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                 self._flush()
