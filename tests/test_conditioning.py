@@ -4,7 +4,6 @@ mask IoU, and the camera-pan detector."""
 
 import pytest
 import torch
-from helpers import randomised
 
 from vgcourse.data import CaptionedShapes, VideoBatch, caption, foreground, tokenize
 from vgcourse.data.shapes import COLOUR_RGB, DIRECTION_VECTORS, PANS
@@ -25,7 +24,7 @@ from vgcourse.dit import DiTConfig
 from vgcourse.dit.conditional import ConditionalDenoiser, ConditionalDenoiserConfig
 from vgcourse.metrics import mask_iou
 from vgcourse.metrics.attributes import detect_pan
-from vgcourse.nn import CaptionEncoder
+from vgcourse.nn import CaptionEncoder, randomised
 
 
 @pytest.fixture(scope="module")

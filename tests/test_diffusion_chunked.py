@@ -6,7 +6,6 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from tests.helpers import randomised
 from vgcourse.diffusion import (
     VideoUNet,
     ddim_sample,
@@ -18,6 +17,7 @@ from vgcourse.diffusion import (
 )
 from vgcourse.diffusion.clean_context import CleanContext
 from vgcourse.diffusion.conditioning import Conditions
+from vgcourse.nn import randomised
 
 SHAPE = (5, 1, 4, 16, 16)
 SCHEDULE = linear_schedule(100)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from vgcourse.nn import SelfAttention, count_parameters
+from vgcourse.nn import SelfAttention, count_parameters, randomised
 from vgcourse.nn.attention import attention
 from vgcourse.nn.layouts import temporal_attention
 from vgcourse.nn.transformer import MLP, AdaLNBlock, Attention, Block, KVCache, causal_mask, modulate
@@ -281,3 +281,22 @@ def test_count_parameters_counts_every_scalar_once_or_the_trainable_ones() -> No
     assert count_parameters(tied) == 4 * 4 + 4
     block.norm1.requires_grad_(False)  # frozen: left out of the trainable count
     assert count_parameters(block, trainable_only=True) == count_parameters(block) - 2 * 16
+
+
+def test_randomised_wakes_only_the_zero_parameters_and_is_reproducible() -> None:
+    block = AdaLNBlock(D, HEADS)  # adaLN-Zero: its modulation layer starts at zero, so the block is the identity
+    x, c = tokens(), torch.randn(2, D)
+    assert torch.equal(block(x, c), x)
+    before = {name: p.clone() for name, p in block.named_parameters()}
+    randomised(block, seed=3)
+    for name, p in block.named_parameters():
+        if before[name].any():
+            assert torch.equal(p, before[name]), name            # a parameter that was not all zero is kept
+        else:
+            assert p.any(), name                                 # every all-zero one now has values
+    assert not torch.allclose(block(x, c), x) and not block.training
+    twin = AdaLNBlock(D, HEADS)
+    twin.load_state_dict(before)
+    randomised(twin, seed=3)                                     # the same seed gives the same values
+    for (name, p), q in zip(block.named_parameters(), twin.parameters()):
+        assert torch.equal(p, q), name

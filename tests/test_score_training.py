@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from tests.helpers import randomised
 from vgcourse.diffusion import (
     SDE,
     VESDE,
@@ -19,6 +18,7 @@ from vgcourse.diffusion import (
     sde_loss,
     video_unet_tiny,
 )
+from vgcourse.nn import randomised
 
 MU = torch.tensor([1.0, -0.5, 0.0, 2.0], dtype=torch.float64)
 S = torch.tensor([0.3, 0.6, 1.0, 0.2], dtype=torch.float64)  # data N(μ, diag(s²)): every p_t is Gaussian too

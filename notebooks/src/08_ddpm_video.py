@@ -74,7 +74,7 @@ from vgcourse.display import VideoScrubber, filmstrip, plot_curves, plot_metric_
 from vgcourse.exercises import check, solution
 from vgcourse.metrics import PROTOCOL, Evaluator, frechet_distance, gaussian_stats, jackknife_fd, jackknife_std
 from vgcourse.metrics.protocol import bar, format_rows, headline, mean_se, reference_rows, score, show_bars, verdict
-from vgcourse.nn import count_parameters
+from vgcourse.nn import count_parameters, randomised
 from vgcourse.results import PartTimer, num, timed
 from vgcourse.train import EMA, make_trainer, warmup_cosine
 
@@ -219,19 +219,9 @@ print("my_q_sample matches vgcourse.diffusion")
 # \big\|\varepsilon - \varepsilon_\theta(\sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\ t)\big\|^2.$$
 #
 # To check it we need some ε-model; an untrained U-Net predicts ε = 0 everywhere (its output layer starts
-# at zero), so `randomised` gives its zero-initialised weights random values first.
+# at zero), so `randomised` (from `vgcourse.nn`) gives its zero-initialised weights random values first.
 
 # %%
-def randomised(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give the zero-initialised tensors (output conv, residual branches, position table) random values."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if not p.any():
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
-    return model.eval()
-
-
 torch.manual_seed(0)
 toy_unet = randomised(VideoUNet(video_unet_tiny()))            # a random ε-model for the checks, on the CPU
 

@@ -76,7 +76,7 @@ from vgcourse.exercises import check, solution
 from vgcourse.metrics import PROTOCOL, Evaluator
 from vgcourse.metrics.corruptions import freeze_frames, shuffle_frames
 from vgcourse.metrics.protocol import format_rows, headline, mean_se, reference_rows, score, verdict
-from vgcourse.nn import count_parameters
+from vgcourse.nn import count_parameters, randomised
 from vgcourse.results import PartTimer, num, timed
 from vgcourse.train import make_trainer
 
@@ -509,17 +509,6 @@ def my_sde_loss(model, x0: torch.Tensor, sde, eps: float = 1e-5, generator=None)
     mean, std = sde.marginal_prob(x0, t)                          # the kernel p_0t(x_t | x_0) of section 2
     x_t = mean + std.view(-1, 1, 1, 1, 1) * z
     return (model(x_t, t) - z).pow(2).mean()                      # ||std · s_θ + z||² with s_θ = -ε_θ / std
-
-
-def randomised(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Give the zero-initialised tensors (output conv, residual branches) random values, so that every weight
-    gets a gradient in the checks below."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if not p.any():
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
-    return model
 
 
 torch.manual_seed(0)

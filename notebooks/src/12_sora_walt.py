@@ -295,9 +295,9 @@ cost_clips = pick(smoke=[(4, 16), (8, 16)], cpu=[(16, 32), (16, 64)], gpu=[(16, 
 cost_batch, cost_reps = pick(smoke=2, cpu=2, gpu=8), pick(smoke=1, cpu=2, gpu=5)
 
 
-def step_cost(layout: str, frames: int, size: int) -> dict:
-    """Time per clip and peak memory of a training step (forward + backward) of an untrained DiT of `layout`."""
-    cfg = digits_dit(layout, frames, size)
+def step_cost(cfg: DiTConfig) -> dict:
+    """Time per clip and peak memory of a training step (forward + backward) of an untrained DiT of `cfg`."""
+    frames, size = cfg.frames, cfg.input_size
     before = torch.cuda.memory_allocated() if cuda else 0
     torch.manual_seed(0)
     model = DiT(cfg).to(S.device)
@@ -313,14 +313,16 @@ def step_cost(layout: str, frames: int, size: int) -> dict:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     _, seconds = timed(lambda: [step() for _ in range(cost_reps)], S.device)
-    attn = attention_flops(layout, cfg.grid, cfg.hidden_size, cfg.depth, cfg.window_size) / 1e9
+    attn = attention_flops(cfg.attention_layout, cfg.grid, cfg.hidden_size, cfg.depth, cfg.window_size,
+                           cfg.temporal_window) / 1e9
     total = flops_per_forward(cfg)
     return dict(tokens=math.prod(cfg.grid), gflops=total, attention_share=attn / total,
                 ms_per_clip=1000 * seconds / cost_reps / cost_batch,
                 memory_gib=(torch.cuda.max_memory_allocated() - before) / 2 ** 30 if cuda else None)
 
 
-costs = {(layout, frames, size): step_cost(layout, frames, size) for frames, size in cost_clips for layout in layouts}
+costs = {(layout, frames, size): step_cost(digits_dit(layout, frames, size))
+         for frames, size in cost_clips for layout in layouts}
 print(f"{'layout':11s} {'clip':>9s} {'tokens':>6s} {'Gflops':>8s} {'attention':>9s} {'ms/clip':>8s} {'vs full':>7s} "
       f"{'memory GiB':>10s}")
 for (layout, frames, size), r in costs.items():
@@ -1073,26 +1075,13 @@ check("sdedit_timesteps", solution("sdedit_timesteps"))
 # FLOPs? Then run the cell, which times it as §2 did.
 
 # %%
-frames_l, size_l = largest
-base_cfg = digits_dit("window", frames_l, size_l)
+base_cfg = digits_dit("window", *largest)
 short_cfg = replace(base_cfg, temporal_window=4)
 for name, cfg_ in (("window, all frames", base_cfg), ("window, 4 frames", short_cfg)):
     att = attention_flops("window", cfg_.grid, cfg_.hidden_size, cfg_.depth, cfg_.window_size, cfg_.temporal_window)
     print(f"{name:20s}: attention {att / 1e9:8.3f} Gflops of {flops_per_forward(cfg_):8.3f} per clip")
-torch.manual_seed(0)
-short_model = DiT(short_cfg).to(S.device)
-x_s = torch.randn(cost_batch, 1, frames_l, size_l, size_l, device=S.device)
-t_s = torch.randint(0, schedule.T, (cost_batch,), device=S.device)
-
-
-def short_step() -> None:
-    with torch.autocast(S.device.type, dtype=torch.bfloat16, enabled=cuda):
-        short_model(x_s, t_s).float().pow(2).mean().backward()
-
-
-short_step(), short_step()
-_, seconds = timed(lambda: [short_step() for _ in range(cost_reps)], S.device)
-print(f"time per clip: {1000 * seconds / cost_reps / cost_batch:.2f} ms with 4-frame windows, "
+short = step_cost(short_cfg)                                        # timed as §2 timed every layout
+print(f"time per clip: {short['ms_per_clip']:.2f} ms with 4-frame windows, "
       f"{costs[('window', *largest)]['ms_per_clip']:.2f} ms with all frames, "
       f"{costs[('full', *largest)]['ms_per_clip']:.2f} ms with full attention")
 
