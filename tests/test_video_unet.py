@@ -3,7 +3,6 @@
 import pytest
 import torch
 from einops import rearrange
-from helpers import randomised
 
 from vgcourse.diffusion import (
     VideoUNet,
@@ -14,7 +13,7 @@ from vgcourse.diffusion import (
     video_unet_tiny,
 )
 from vgcourse.diffusion.unet import JointSpaceTimeAttention, SpaceTimeBlock, TemporalAttention, TemporalConv
-from vgcourse.nn import count_parameters
+from vgcourse.nn import count_parameters, randomised
 from vgcourse.nn.attention import attention
 
 
