@@ -13,9 +13,9 @@ from vgcourse.exercises import FAIL, NOT_ATTEMPTED, PASS, all_exercises, check, 
 def test_record_and_load(tmp_path, monkeypatch):
     monkeypatch.setenv("VGCOURSE_RESULTS_DIR", str(tmp_path))
     monkeypatch.setenv("VGCOURSE_PROFILE", "smoke")
-    path = results.record("99_test", {"fd": torch.tensor(1.5), "bad": float("nan"), "nested": {"a": (1, 2)}},
-                          started=0.0, note="x")
-    data = json.loads(path.read_text())
+    assert results.record("99_test", {"fd": torch.tensor(1.5), "bad": float("nan"), "nested": {"a": (1, 2)}},
+                          started=0.0, note="x") is None
+    data = json.loads((tmp_path / "99_test.json").read_text())
     assert data["metrics"] == {"fd": 1.5, "bad": None, "nested": {"a": [1, 2]}}
     assert data["profile"] == "smoke" and data["torch"] == torch.__version__ and data["note"] == "x"
     assert results.load("99_test", tmp_path)["chapter"] == "99_test"

@@ -127,10 +127,12 @@ def num(value: float | torch.Tensor | None, spec: str = ".3g") -> str:
     return format(value, spec)
 
 
-def record(chapter: str, metrics: dict[str, Any], started: float | None = None, **extra: Any) -> Path:
+def record(chapter: str, metrics: dict[str, Any], started: float | None = None, **extra: Any) -> None:
     """Write ``<results dir>/<chapter>.json`` with ``metrics`` and the provenance of the run.
 
-    ``started`` is a ``time.time()`` taken at the top of the notebook, for the wall time.
+    ``started`` is a ``time.time()`` taken at the top of the notebook, for the wall time. Returns nothing, so a
+    notebook's last line shows no machine-specific path; it prints the file's name within the results folder
+    (read it back with :func:`load`).
     """
     path = results_dir() / f"{chapter}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +141,7 @@ def record(chapter: str, metrics: dict[str, Any], started: float | None = None, 
                "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                "wall_time_s": None if started is None else round(time.time() - started, 1)} | _plain(extra)
     path.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"results written to {path}")
-    return path
+    print(f"results written to {path.parent.name}/{path.name}")
 
 
 def load(chapter: str, directory: str | Path | None = None) -> dict[str, Any]:
