@@ -11,6 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vgcourse.autoregressive import (
     GPT,
+    NO_CLASS,
     VIDEOGPT_BAIR_PRIOR_PARAMS,
     GPTConfig,
     flops_per_token,
@@ -81,6 +82,35 @@ def test_cached_generation_equals_uncached_under_a_fixed_seed(kw: dict) -> None:
     assert not torch.equal(cached, other)  # the seed matters: the samples are drawn, not fixed
     if prefix is not None:
         assert torch.equal(cached.flatten(1)[:, :prefix.shape[1]], prefix)  # the given codes are kept
+
+
+def test_no_class_label_is_the_unconditional_start_token() -> None:
+    gpt = model(num_classes=3)
+    x = codes(gpt)
+    torch.testing.assert_close(gpt(x, torch.full((3,), NO_CLASS))[0], gpt(x)[0])  # y = -1: the start token K
+    with pytest.raises(ValueError, match="no class"):
+        gpt.generate(y=torch.tensor([0, -2, 1]))
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_guided_generation_follows_the_guided_logits(use_cache: bool) -> None:
+    gpt = model(num_classes=3)
+    y = torch.tensor([0, 2, 1])
+    s = 2.5
+    got = gpt.generate(y=y, guidance=s, top_k=1, use_cache=use_cache)  # greedy: the argmax of the guided logits
+    want = torch.zeros(3, 0, dtype=torch.long)
+    with torch.no_grad():
+        for _ in range(gpt.config.block_size):  # written out: ℓ(∅) + s (ℓ(y) − ℓ(∅)) on the codes so far
+            cond = gpt.logits(torch.cat([gpt.start_ids(3, y, y.device), want], 1))[:, -1]
+            uncond = gpt.logits(torch.cat([gpt.start_ids(3, None, y.device), want], 1))[:, -1]
+            want = torch.cat([want, (uncond + s * (cond - uncond)).argmax(-1, keepdim=True)], 1)
+    assert torch.equal(got.flatten(1), want)
+    assert not torch.equal(gpt.generate(y=y, top_k=1).flatten(1), want)  # guidance changed the codes
+    g = torch.Generator().manual_seed(3)
+    plain = gpt.generate(y=y, generator=g)
+    assert torch.equal(gpt.generate(y=y, guidance=1.0, generator=torch.Generator().manual_seed(3)), plain)
+    with pytest.raises(ValueError, match="guidance needs labels"):
+        gpt.generate(n=3, guidance=2.0)
 
 
 def test_sample_next_temperature_and_top_k() -> None:

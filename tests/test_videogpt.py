@@ -10,6 +10,7 @@ import torch
 
 from vgcourse.autoregressive import (
     GPT,
+    NO_CLASS,
     NUM_PAIRS,
     TokenBatches,
     encode_dataset,
@@ -74,6 +75,19 @@ def test_token_batches_are_fixed_by_step() -> None:
     assert torch.equal(a, codes[ya].long())  # each row keeps its own label
     with pytest.raises(ValueError, match="codes"):
         TokenBatches(codes.float(), labels, 4)
+
+
+def test_token_batches_drop_labels_to_no_class_at_the_asked_rate() -> None:
+    codes = torch.zeros(1000, 1, 2, 2, dtype=torch.long)
+    labels = torch.arange(1000) % 5
+    batches = TokenBatches(codes, labels, 500, seed=0, p_uncond=0.2)
+    ys = torch.cat([batches(i)[1] for i in range(8)])
+    dropped = (ys == NO_CLASS).float().mean().item()
+    assert abs(dropped - 0.2) < 0.03 and ys.min() >= NO_CLASS
+    assert torch.equal(batches(2)[1], batches(2)[1])  # fixed by step
+    assert (TokenBatches(codes, labels, 500)(0)[1] >= 0).all()  # no dropout by default
+    with pytest.raises(ValueError, match="p_uncond"):
+        TokenBatches(codes, labels, 4, p_uncond=1.0)
 
 
 def test_prior_loss_is_the_gpts_cross_entropy_in_nats_and_bits() -> None:

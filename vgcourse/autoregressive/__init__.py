@@ -5,6 +5,7 @@ MaskGIT with extension."""
 from vgcourse.autoregressive.cogvideo import DualChannelAttention, frame_mask
 from vgcourse.autoregressive.gpt import (
     GPT,
+    NO_CLASS,
     VIDEOGPT_BAIR_PRIOR_PARAMS,
     GPTConfig,
     flops_per_token,
@@ -35,8 +36,8 @@ from vgcourse.autoregressive.videogpt import (
     videogpt_digits,
 )
 
-__all__ = ["GPTConfig", "GPT", "sample_next", "num_parameters", "flops_per_token", "videogpt_bair", "gpt_tiny",
-           "VIDEOGPT_BAIR_PRIOR_PARAMS", "MaskGITConfig", "MaskGIT", "cosine_schedule", "decode_schedule",
+__all__ = ["GPTConfig", "GPT", "NO_CLASS", "sample_next", "num_parameters", "flops_per_token", "videogpt_bair",
+           "gpt_tiny", "VIDEOGPT_BAIR_PRIOR_PARAMS", "MaskGITConfig", "MaskGIT", "cosine_schedule", "decode_schedule",
            "maskgit_tiny", "decode_step", "TextMaskGIT", "extend", "text_to_video",
            "NUM_PAIRS", "TokenBatches", "encode_dataset", "heldout_bits",
            "load_tokenizer_if_shipped", "pair_digits", "pair_label", "prior_loss", "sample_videos", "videogpt_digits",

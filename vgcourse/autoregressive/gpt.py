@@ -32,6 +32,8 @@ from vgcourse.nn.parameters import count_parameters
 from vgcourse.nn.positions import GridPositions
 from vgcourse.nn.transformer import Block, KVCache
 
+NO_CLASS = -1  # the label of "no class": the unconditional start token (classifier-free guidance)
+
 
 @dataclass
 class GPTConfig:
@@ -104,14 +106,20 @@ class GPT(nn.Module):
     def start_ids(self, batch: int, y: torch.Tensor | None, device: torch.device,
                   check_values: bool = False) -> torch.Tensor:
         """(B, 1) the start token: id K, or id K + 1 + y for class labels y (B,) (their range checked with
-        ``check_values``, a device sync that training steps skip)."""
+        ``check_values``, a device sync that training steps skip).
+
+        The label :data:`NO_CLASS` (−1) is the unconditional start token K: a class-conditional prior trained with
+        some labels dropped to it learns p(x) and p(x | y) in one network, which classifier-free guidance needs.
+        """
         k, classes = self.config.vocab_size, self.config.num_classes
         if y is None:
             return torch.full((batch, 1), k, dtype=torch.long, device=device)
         if not classes:
             raise ValueError("this GPT is unconditional (num_classes=0), got labels y; pass y=None")
-        if y.shape != (batch,) or y.is_floating_point() or (check_values and (y.min() < 0 or y.max() >= classes)):
-            raise ValueError(f"expected labels y of shape ({batch},) in [0, {classes}), got {tuple(y.shape)} {y.dtype}")
+        if y.shape != (batch,) or y.is_floating_point() or (check_values and (y.min() < NO_CLASS or
+                                                                                 y.max() >= classes)):
+            raise ValueError(f"expected labels y of shape ({batch},) in [0, {classes}) or {NO_CLASS} (no class), got "
+                             f"{tuple(y.shape)} {y.dtype}")
         return (k + 1 + y.long()).view(batch, 1).to(device)
 
     def _flat(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -147,7 +155,7 @@ class GPT(nn.Module):
     @torch.no_grad()
     def generate(self, n: int | None = None, y: torch.Tensor | None = None, prefix: torch.Tensor | None = None,
                  temperature: float = 1.0, top_k: int | None = None, generator: torch.Generator | None = None,
-                 use_cache: bool = True) -> torch.Tensor:
+                 use_cache: bool = True, guidance: float = 1.0) -> torch.Tensor:
         """Sample code grids (B, T, H, W), one code at a time in raster order.
 
         Inputs: n clips, or as many as labels y (B,) / prefix (B, P) codes given (e.g. the first frame's H·W codes,
@@ -155,6 +163,10 @@ class GPT(nn.Module):
         ``generate``); generator on the model's device. With ``use_cache`` each step runs the transformer on the
         newest code only, reading earlier keys and values from a :class:`KVCache`; without it, on the whole
         sequence so far (nanoGPT's way; the same samples, L/2 times the work).
+
+        ``guidance`` s ≠ 1 (labels y needed): classifier-free guidance (Ho & Salimans 2022) on every step's logits,
+        ℓ(∅) + s (ℓ(y) − ℓ(∅)), the unconditional ℓ(∅) from the start token of :data:`NO_CLASS` continuing the same
+        codes; both halves run as one batch of 2B, so a guided clip costs two.
         """
         cfg, device = self.config, self.head.weight.device
         given = [z.shape[0] for z in (y, prefix) if z is not None] + ([n] if n is not None else [])
@@ -163,6 +175,10 @@ class GPT(nn.Module):
         if temperature <= 0 or (top_k is not None and not 1 <= top_k <= cfg.vocab_size):
             raise ValueError(f"expected temperature > 0 and top_k in [1, {cfg.vocab_size}], got {temperature}, {top_k}")
         b = given[0]
+        guided = guidance != 1.0
+        if guided and (y is None or not guidance > 0):
+            raise ValueError(f"classifier-free guidance needs labels y and a scale s > 0, got s={guidance}, "
+                             f"y {'given' if y is not None else 'None'}")
         codes = torch.zeros(b, 0, dtype=torch.long, device=device)
         if prefix is not None:
             codes = prefix.reshape(b, -1).long().to(device)
@@ -170,14 +186,20 @@ class GPT(nn.Module):
                     or codes.max() >= cfg.vocab_size:
                 raise ValueError(f"expected a prefix of fewer than L={cfg.block_size} codes in [0, {cfg.vocab_size}),"
                                  f" got {tuple(prefix.shape)}")
-        ids = torch.cat([self.start_ids(b, y, device, check_values=True), codes], dim=1)  # (B, 1 + P)
+        start = self.start_ids(b, y, device, check_values=True)  # (B, 1)
+        if guided:  # rows B..2B-1: the same codes after the unconditional start token
+            start = torch.cat([start, self.start_ids(b, torch.full_like(y, NO_CLASS), device)])  # (2B, 1)
+        ids = torch.cat([start, codes.repeat(2, 1) if guided else codes], dim=1)  # (B or 2B, 1 + P)
         cache = self.new_cache() if use_cache else None
         step_ids = ids
         while codes.shape[1] < cfg.block_size:
-            logits = self.logits(step_ids if use_cache else ids, cache)[:, -1]  # (B, K): the next code's logits
+            logits = self.logits(step_ids if use_cache else ids, cache)[:, -1]  # (B or 2B, K): the next code's logits
+            if guided:
+                cond, uncond = logits.float().chunk(2)
+                logits = uncond + guidance * (cond - uncond)  # (B, K)
             nxt = sample_next(logits, temperature, top_k, generator)  # (B, 1)
-            codes, ids = torch.cat([codes, nxt], dim=1), torch.cat([ids, nxt], dim=1)
-            step_ids = nxt
+            step_ids = nxt.repeat(2, 1) if guided else nxt
+            codes, ids = torch.cat([codes, nxt], dim=1), torch.cat([ids, step_ids], dim=1)
         return codes.view(b, *cfg.grid)  # (B, T, H, W)
 
     def configure_optimizers(self, weight_decay: float, learning_rate: float, betas: tuple[float, float] = (0.9, 0.95),

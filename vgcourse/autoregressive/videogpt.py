@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from vgcourse.autoregressive.gpt import GPT, GPTConfig
+from vgcourse.autoregressive.gpt import GPT, NO_CLASS, GPTConfig
 from vgcourse.checkpoint import load_shipped
 from vgcourse.paths import data_dir
 from vgcourse.tokenizers import VQVideoAutoencoder, load_tokenizer
@@ -98,21 +98,31 @@ class TokenBatches:
     """The loop's ``batch_fn``: batch i is ``batch_size`` random rows of an encoded set, drawn with a generator
     seeded by (seed, i), so a resumed run sees the same batches.
 
-    Inputs: codes (N, t, h, w) integers, labels (N,) long. Returns (codes (B, t, h, w) long, labels (B,) long).
+    Inputs: codes (N, t, h, w) integers, labels (N,) long; ``p_uncond``: the fraction of labels replaced by
+    :data:`~vgcourse.autoregressive.gpt.NO_CLASS` (the label dropout of classifier-free guidance, Ho & Salimans
+    2022, §3.2). Returns (codes (B, t, h, w) long, labels (B,) long).
     """
 
-    def __init__(self, codes: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int = 0):
+    def __init__(self, codes: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int = 0,
+                 p_uncond: float = 0.0):
         if codes.ndim != 4 or codes.is_floating_point() or labels.shape != (codes.shape[0],):
             raise ValueError(f"expected codes (N, t, h, w) as integers and labels (N,), got {tuple(codes.shape)} "
                              f"{codes.dtype} and {tuple(labels.shape)}")
         if batch_size < 1:
             raise ValueError(f"expected a positive batch size, got {batch_size}")
+        if not 0.0 <= p_uncond < 1.0:
+            raise ValueError(f"expected a label dropout p_uncond in [0, 1), got {p_uncond}")
         self.codes, self.labels, self.batch_size, self.seed = codes, labels, batch_size, seed
+        self.p_uncond = p_uncond
 
     def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.Generator(device=self.codes.device).manual_seed(self.seed * 1_000_003 + step)
         idx = torch.randint(self.codes.shape[0], (self.batch_size,), generator=g, device=self.codes.device)
-        return self.codes[idx].long(), self.labels[idx]  # (B, t, h, w), (B,)
+        labels = self.labels[idx].long()  # (B,)
+        if self.p_uncond:
+            drop = torch.rand(self.batch_size, generator=g, device=self.codes.device) < self.p_uncond
+            labels = labels.masked_fill(drop, NO_CLASS)
+        return self.codes[idx].long(), labels  # (B, t, h, w), (B,)
 
 
 # ---- training and sampling -------------------------------------------------------------------------------------------
@@ -141,11 +151,12 @@ def heldout_bits(model: GPT, codes: torch.Tensor, labels: torch.Tensor | None, b
 @torch.no_grad()
 def sample_videos(model: GPT, tokenizer: VQVideoAutoencoder, n: int | None = None, y: torch.Tensor | None = None,
                   prefix: torch.Tensor | None = None, batch: int = 512, temperature: float = 1.0,
-                  top_k: int | None = None, seed: int = 0, use_cache: bool = True
+                  top_k: int | None = None, seed: int = 0, use_cache: bool = True, guidance: float = 1.0
                   ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Draw clips: codes from the prior (:meth:`GPT.generate`, ``batch`` clips at a time), decoded by the tokenizer.
 
-    Inputs: n clips, or labels y (N,), or a prefix (N, P) of given codes (e.g. the first latent frame's h·w codes).
+    Inputs: n clips, or labels y (N,), or a prefix (N, P) of given codes (e.g. the first latent frame's h·w codes);
+    ``guidance`` s ≠ 1: classifier-free guidance towards the labels (:meth:`GPT.generate`).
     Returns videos (N, C, T, H, W) in [-1, 1] (fp32), codes (N, t, h, w), and the seconds per clip of drawing the
     codes (the decoder's time left out), synchronised on CUDA. bf16 autocast on CUDA.
     """
@@ -166,7 +177,8 @@ def sample_videos(model: GPT, tokenizer: VQVideoAutoencoder, n: int | None = Non
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             started = time.perf_counter()
-            c = model.generate(**kw, temperature=temperature, top_k=top_k, generator=g, use_cache=use_cache)
+            c = model.generate(**kw, temperature=temperature, top_k=top_k, generator=g, use_cache=use_cache,
+                               guidance=guidance)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds += time.perf_counter() - started
