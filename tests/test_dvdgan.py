@@ -153,3 +153,39 @@ def test_update_bias_slows_the_state():
         late = lambda h: (h[:, :, -1] - h[:, :, -2]).abs().mean()  # noqa: E731 - the change at the last step
         assert late(slow(x)) > 5 * late(fast(x))
     assert torch.allclose(ConvGRU(4, 8, update_bias=-2.0).cell.gates.bias[8:].mean(), torch.tensor(-2.0), atol=0.3)
+
+
+def test_step_compiled_as_the_loop_compiles_it_follows_the_eager_step(monkeypatch):
+    """What chapter 04 does on the GPU, where the smoke build never compiles: the loop compiles each network of the
+    ModuleDict after its FLOP-counted first step; G must run through its compiled forward (``G.sample`` would reach
+    the uncompiled module), and R1's double backward, which a compiled graph refuses, runs on the uncompiled
+    networks. The weights follow the eager run's, and each network compiles once per use (D: with and without its
+    parameters' gradients)."""
+    import functools
+
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))  # inductor: slow here
+    data = MovingDigits(size=16, frames=8, digits=1)
+    recipe = DVDGANRecipe(loss="nonsaturating", k_frames=3, r1_gamma=1.0, r1_every=2)
+    runs = {}
+    for compiled in (False, True):
+        torch.compiler.reset()
+        counters.clear()
+        torch.manual_seed(0)
+        m = build_dvdgan(TINY)
+        opt = {"disc": torch.optim.Adam([p for k in ("D_S", "D_T") for p in m[k].parameters()], 4e-4,
+                                        betas=(0.0, 0.999)),
+               "gen": torch.optim.Adam(m["G"].parameters(), 1e-4, betas=(0.0, 0.999))}
+        trainer = Trainer(m, opt, data.stream(4), TrainConfig(steps=4, grad_clip=None, progress=False, log_every=1),
+                          step_fn=lambda tr, batch: dvdgan_step(tr, batch, recipe))
+        trainer._compile_on = compiled  # the loop compiles on CUDA only
+        torch.manual_seed(1)
+        trainer.fit()
+        runs[compiled] = (m.state_dict(), trainer.history, counters["stats"]["unique_graphs"])
+    (eager, eager_history, _), (comp, comp_history, graphs) = runs[False], runs[True]
+    r1_ran = [[h["r1"] > 0 for h in history] for history in (eager_history, comp_history)]
+    assert r1_ran[0] == r1_ran[1] == [False, False, True, False]  # on step 2 (never on the FLOP-counted step 0)
+    for key in eager:
+        torch.testing.assert_close(comp[key], eager[key], rtol=1e-4, atol=1e-5)
+    assert graphs == 5  # G; D_S and D_T each with and without their parameters' gradients

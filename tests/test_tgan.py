@@ -1,4 +1,5 @@
-"""TGAN: the paper's layer shapes, one latent per frame from 1D transposed convolutions, the critic, SVC in the step."""
+"""TGAN: the paper's layer shapes, one latent per frame from 1D transposed convolutions, the critic, SVC and lazy R1
+in the step."""
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from vgcourse.gan import (
     tgan_small,
     tgan_tiny,
 )
+from vgcourse.gan.tgan import tgan_step
 from vgcourse.train import TrainConfig, Trainer
 
 
@@ -144,3 +146,48 @@ def test_the_generator_gets_a_gradient_from_the_critic_through_every_frame():
     per_frame = clips.grad.abs().sum((0, 1, 3, 4))  # (T,)
     assert (per_frame > 0).all()
     assert nets["G"].temporal.net[0].weight.grad.abs().sum() > 0
+
+
+def _r1_pair(cfg, step_fn, steps, measure_flops=False):
+    torch.manual_seed(0)
+    nets = tgan(cfg)
+    opts = {k: torch.optim.Adam(nets[n].parameters(), 1e-3, betas=(0.0, 0.99))
+            for k, n in (("disc", "D"), ("gen", "G"))}
+    real = torch.rand(4, 1, cfg.frames, cfg.size, cfg.size) * 2 - 1
+    zs = [sample_z(4, cfg.z_dim, generator=torch.Generator().manual_seed(i)) for i in range(steps)]
+    trainer = Trainer(nets, opts, lambda s: real, TrainConfig(steps=steps, progress=False, grad_clip=None, log_every=1,
+                                                              measure_flops=measure_flops),
+                      step_fn=lambda t, x: step_fn(t, x, zs[t.step]))
+    trainer.fit()
+    return nets, trainer
+
+
+def test_tgan_step_makes_r1_lazy():
+    """Every r1_every-th step is gan_step with γ · r1_every, the others gan_step without R1; one set of log keys."""
+    cfg = tgan_tiny(disc_norm="none")
+    every, gamma = 2, 0.5
+    lazy, t_lazy = _r1_pair(cfg, lambda t, x, z: tgan_step(t, x, z, loss="nonsaturating", r1_gamma=gamma,
+                                                            r1_every=every), steps=4)
+    by_hand, _ = _r1_pair(cfg, lambda t, x, z: gan_step(t, x, z, loss="nonsaturating", r1_gamma=every * gamma
+                                                        if t.step % every == 0 else 0.0), steps=4)
+    for (name, p), q in zip(lazy.named_parameters(), by_hand.parameters()):
+        torch.testing.assert_close(p, q, msg=name)
+    assert [set(h) for h in t_lazy.history] == [{"step", "loss_d", "loss_g", "r1"}] * 4
+    assert [h["r1"] > 0 for h in t_lazy.history] == [True, False, True, False]
+
+
+def test_tgan_step_skips_r1_on_the_flop_counted_step_and_checks_its_arguments():
+    cfg = tgan_tiny(disc_norm="none")
+    _, trainer = _r1_pair(cfg, lambda t, x, z: tgan_step(t, x, z, loss="nonsaturating", r1_gamma=1.0, r1_every=1),
+                          steps=3, measure_flops=True)
+    assert [h["r1"] > 0 for h in trainer.history] == [False, True, True]
+    with pytest.raises(ValueError, match="r1_every"):
+        _r1_pair(cfg, lambda t, x, z: tgan_step(t, x, z, r1_gamma=1.0, r1_every=0), steps=1)
+
+
+def test_tgan_step_without_r1_is_gan_step():
+    cfg = tgan_tiny()
+    a, _ = _r1_pair(cfg, lambda t, x, z: tgan_step(t, x, z, loss="wasserstein", clip_every=2), steps=3)
+    b, _ = _r1_pair(cfg, lambda t, x, z: gan_step(t, x, z, loss="wasserstein", clip_every=2), steps=3)
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, msg=name)

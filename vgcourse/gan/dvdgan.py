@@ -27,8 +27,7 @@ from torch import nn
 
 from vgcourse.gan.convgru import ConvGRU, batch_to_frames, frames_to_batch
 from vgcourse.gan.losses import adversarial_losses
-from vgcourse.gan.mocogan import r1_due
-from vgcourse.gan.regularizers import r1_penalty
+from vgcourse.gan.regularizers import r1_due, r1_penalty
 
 
 @dataclass(frozen=True)
@@ -248,13 +247,18 @@ class DVDGANRecipe:
 
 def dvdgan_step(trainer, batch, recipe: DVDGANRecipe = DVDGANRecipe()) -> dict[str, torch.Tensor]:
     """One D update then one G update. The model holds "G" and "D_T", and "D_S" for the dual pair (a model without
-    "D_S" trains against D_T alone). The generated clips of the D update are reused, detached, in the G update."""
+    "D_S" trains against D_T alone). The generated clips of the D update are reused, detached, in the G update.
+
+    The networks come from ``trainer.forward_model`` (compiled when the loop compiles), and G is *called*, so that
+    its compiled forward runs (``G.sample`` would reach the uncompiled module). R1 differentiates a gradient (a
+    double backward), which compiled graphs do not support: it runs on the uncompiled networks of ``trainer.model``,
+    which hold the same weights."""
     m = trainer.forward_model
     G, D_T = m["G"], m["D_T"]
     D_S = m["D_S"] if "D_S" in m else None
     d_loss_fn, g_loss_fn = adversarial_losses(recipe.loss)
     real = batch.video if hasattr(batch, "video") else batch  # (B, C, T, H, W)
-    fake = G.sample(real.shape[0], frames=real.shape[2])
+    fake = G(G.sample_latents(real.shape[0], device=real.device), real.shape[2])  # (B, C, T, H, W), graph kept
 
     d_temporal = d_loss_fn(D_T(real), D_T(fake.detach()))
     d_loss, logs = d_temporal, {"d_temporal": d_temporal.detach()}
@@ -264,9 +268,10 @@ def dvdgan_step(trainer, batch, recipe: DVDGANRecipe = DVDGANRecipe()) -> dict[s
         d_loss, logs["d_spatial"] = d_loss + d_spatial, d_spatial.detach()
     r1 = torch.zeros((), device=real.device)
     if r1_due(trainer, recipe.r1_gamma, recipe.r1_every):
-        r1 = r1_penalty(D_T, real, recipe.r1_gamma)
+        eager = trainer.model  # the same weights, uncompiled: R1's double backward needs them
+        r1 = r1_penalty(eager["D_T"], real, recipe.r1_gamma)
         if D_S is not None:
-            r1 = r1 + r1_penalty(D_S, real_k, recipe.r1_gamma)
+            r1 = r1 + r1_penalty(eager["D_S"], real_k, recipe.r1_gamma)
         r1 = recipe.r1_every * r1
         d_loss = d_loss + r1
     logs["r1"] = r1.detach()

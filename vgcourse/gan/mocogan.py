@@ -27,7 +27,7 @@ from einops import rearrange, repeat
 from torch import nn
 
 from vgcourse.gan.losses import adversarial_losses
-from vgcourse.gan.regularizers import r1_penalty
+from vgcourse.gan.regularizers import r1_due, r1_penalty
 
 NORMS = ("batch", "group", "none")
 
@@ -246,13 +246,6 @@ class MoCoGANRecipe:
     image_weight: float = 1.0  # the weight of D_I's term in G's loss (the paper: 1)
     r1_gamma: float = 0.0  # R1 on real frames and clips (0: off)
     r1_every: int = 1  # lazy R1: every k steps, scaled by k (Karras et al. 2020, StyleGAN2 §B)
-
-
-def r1_due(trainer, gamma: float, every: int) -> bool:
-    """Whether this step adds the (lazy) R1 penalty: every ``every`` steps, never on the one step whose FLOPs the loop
-    counts, so that the FLOPs (and MFU) are those of the plain step that most steps are."""
-    counting = trainer.summary.flops_per_step is None and trainer.config.measure_flops
-    return gamma > 0 and trainer.step % every == 0 and not counting
 
 
 def mocogan_step(trainer, batch, recipe: MoCoGANRecipe = MoCoGANRecipe()) -> dict[str, torch.Tensor]:

@@ -2,6 +2,7 @@
 
 - :func:`r1_penalty`: γ/2 · E‖∇ₓD(x)‖² on *real* samples (Mescheder, Geiger & Nowozin 2018, eq. (9)): the
   discriminator is pushed to be flat on the data, which makes simultaneous gradient descent converge locally.
+- :func:`r1_due`: whether a training step adds R1 when it is applied lazily, every k steps.
 - :func:`apply_spectral_norm`: every convolution and linear layer's weight divided by its largest singular value,
   estimated by one power iteration per step (Miyato et al. 2018, eq. (8) and Algorithm 1): each layer is then
   1-Lipschitz, and so is the network if its activations are.
@@ -32,6 +33,16 @@ def r1_penalty(discriminator: nn.Module, real: torch.Tensor, gamma: float, *args
     scores = discriminator(real, *args, **kwargs)
     (grad,) = torch.autograd.grad(scores.float().sum(), real, create_graph=True)
     return gamma / 2 * grad.float().pow(2).flatten(1).sum(1).mean()
+
+
+def r1_due(trainer, gamma: float, every: int) -> bool:
+    """Whether this step adds the (lazy) R1 penalty: every ``every`` steps (the penalty then scaled by ``every``, so
+    that its average weight stays γ: Karras et al. 2020, StyleGAN2 §B), never on the one step whose FLOPs the loop
+    counts, so that the FLOPs (and MFU) are those of the plain step that most steps are."""
+    if every < 1:
+        raise ValueError(f"lazy R1 needs r1_every >= 1 steps between penalties, got {every}")
+    counting = trainer.summary.flops_per_step is None and trainer.config.measure_flops
+    return gamma > 0 and trainer.step % every == 0 and not counting
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:

@@ -13,7 +13,9 @@ The **discriminator** (a WGAN critic) is 3D convolutions, stride 2 in time and s
 3×16×64×64 → 64×8×32×32 → 128×4×16×16 → 256×2×8×8 → 512×1×4×4 → one score (Figure 1). It is trained as a
 Wasserstein critic kept 1-Lipschitz by *singular value clipping* (§4.2: every few iterations, each weight's
 singular values above 1 are set to 1; :func:`~vgcourse.gan.clip_singular_values`), or, as the chapter compares,
-with the hinge loss and spectral normalisation (``disc_norm="spectral"``).
+with a modern stabiliser: the hinge loss and spectral normalisation (``disc_norm="spectral"``), or the
+non-saturating (logistic) loss with a lazy R1 penalty on real clips and no normalisation in the critic
+(``disc_norm="none"``). :func:`tgan_step` is one training step of any of them.
 
 Sizes: :func:`tgan_paper` is the paper's 64×64×16 network (K₀ = K₁ = 100, the sizes of the authors' Moving MNIST
 configuration); :func:`tgan_small` the course's 32×32×16×1 one, whose image generator is one doubling shorter.
@@ -28,8 +30,8 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 
-from vgcourse.gan.dcgan import NORMS, init_dcgan_weights, sample_z
-from vgcourse.gan.regularizers import apply_spectral_norm
+from vgcourse.gan.dcgan import NORMS, gan_step, init_dcgan_weights, sample_z
+from vgcourse.gan.regularizers import apply_spectral_norm, r1_due
 
 
 @dataclass
@@ -185,3 +187,16 @@ class VideoDiscriminator(nn.Module):
 def tgan(cfg: TGANConfig) -> nn.ModuleDict:
     """The pair the training loop trains: ``{"G": TGANGenerator, "D": VideoDiscriminator}``."""
     return nn.ModuleDict({"G": TGANGenerator(cfg), "D": VideoDiscriminator(cfg)})
+
+
+def tgan_step(trainer, real: torch.Tensor, z: torch.Tensor, loss: str = "wasserstein", clip_every: int = 0,
+              r1_gamma: float = 0.0, r1_every: int = 1) -> dict[str, torch.Tensor]:
+    """One TGAN update: :func:`~vgcourse.gan.gan_step` (the critic, SVC every ``clip_every``-th step, the generator)
+    with R1 made *lazy*: the penalty γ/2 · E‖∇ₓD(x)‖² on the real clips is added every ``r1_every`` steps only,
+    scaled by ``r1_every`` so that its average weight stays γ (Karras et al. 2020, StyleGAN2 §3.1). It is never added
+    on the one step whose FLOPs the loop counts, so that MFU is that of the plain step most steps are.
+
+    Returns the losses and ``r1`` (0 on steps without it: every log has the same keys), as tensors."""
+    due = r1_due(trainer, r1_gamma, r1_every)
+    logs = gan_step(trainer, real, z, loss=loss, r1_gamma=r1_every * r1_gamma if due else 0.0, clip_every=clip_every)
+    return {"r1": torch.zeros((), device=real.device)} | logs
