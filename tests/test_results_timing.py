@@ -1,11 +1,12 @@
-"""timed measures one call (synchronised on CUDA); num prints a measured number or 'n/a' as the notebooks do."""
+"""timed measures one call (synchronised on CUDA); seconds_per_call the median of several after a warm-up; num
+prints a measured number or 'n/a' as the notebooks do."""
 
 import time
 
 import pytest
 import torch
 
-from vgcourse.results import num, timed
+from vgcourse.results import num, seconds_per_call, timed
 
 
 def test_timed_returns_the_result_and_the_seconds():
@@ -23,6 +24,22 @@ def test_timed_synchronises_around_the_call_on_cuda(monkeypatch, device, cuda_in
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: cuda_in_use)
     timed(lambda: calls.append("fn"), device=device)
     assert calls == (["sync", "fn", "sync"] if synced else ["fn"])  # the clock waits for queued GPU work
+
+
+def test_seconds_per_call_is_the_median_after_untimed_warm_ups(monkeypatch):
+    calls = []
+
+    def fn():
+        calls.append(1)
+        time.sleep(next(durations) if len(calls) > 1 else 0.0)  # the warm-up call does not sleep at all
+
+    durations = iter([0.01, 0.5, 0.03])  # three timed calls, one of them interrupted
+    seconds = seconds_per_call(fn, repeats=3, warmup=1, device="cpu")
+    assert len(calls) == 4
+    assert 0.03 <= seconds < 0.3  # the median, not the mean (0.18) nor the slow call
+    assert 0.02 <= seconds_per_call(lambda: time.sleep(0.02), repeats=2, warmup=0, device="cpu") < 0.5
+    with pytest.raises(ValueError, match="repeats"):
+        seconds_per_call(fn, repeats=0)
 
 
 def test_num_formats_measured_numbers_and_marks_missing_ones():

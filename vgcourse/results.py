@@ -113,6 +113,21 @@ def timed(fn: Callable[[], T], device: torch.device | str | None = None) -> tupl
     return out, time.perf_counter() - start
 
 
+def seconds_per_call(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1,
+                     device: torch.device | str | None = None) -> float:
+    """The median wall time of ``fn()`` in seconds over ``repeats`` calls, after ``warmup`` calls that are not timed
+    (the first call of a layer or a compiled function pays for kernels being chosen, loaded or compiled). Each call
+    is timed as :func:`timed` times it, synchronised on CUDA; the median is robust to one call interrupted by
+    something else on the machine.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+    for _ in range(warmup):
+        fn()
+    times = sorted(timed(fn, device)[1] for _ in range(repeats))
+    return times[len(times) // 2] if repeats % 2 else 0.5 * (times[repeats // 2 - 1] + times[repeats // 2])
+
+
 def num(value: float | torch.Tensor | None, spec: str = ".3g") -> str:
     """A measured number formatted with ``spec`` (``format(value, spec)``), or 'n/a' where it could not be measured
     (a loop too short to time, an unknown CPU peak, no CUDA memory counter), as wide as the spec asks, so that a

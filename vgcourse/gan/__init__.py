@@ -5,7 +5,8 @@
   value clipping.
 
 An EMA of the generator for sampling is :class:`vgcourse.train.EMA` (``Trainer(..., ema_of=generator)``); GAN
-training steps call ``trainer.optimize(loss, "disc")`` and ``trainer.optimize(loss, "gen")``.
+training steps call ``trainer.optimize(loss, "disc")`` and ``trainer.optimize(loss, "gen")``, on the trainer that
+:func:`~vgcourse.gan.trainer.make_gan_trainer` sets up.
 """
 
 from vgcourse.gan.dcgan import (
@@ -52,6 +53,7 @@ from vgcourse.gan.tgan import (
     tgan_step,
     tgan_tiny,
 )
+from vgcourse.gan.trainer import gan_optimizers, make_gan_trainer
 from vgcourse.gan.video_prediction import MODES, PredictionRecipe, PredictorConfig, build_predictor, prediction_step
 
 __all__ = ["ADVERSARIAL_LOSSES", "adversarial_losses", "d_nonsaturating", "g_nonsaturating", "d_hinge", "g_hinge",
@@ -63,4 +65,4 @@ __all__ += ["DCGANConfig", "DCGANGenerator", "DCGANDiscriminator", "dcgan", "dcg
             "tgan_step"]
 __all__ += ["MoCoGANConfig", "MoCoGANRecipe", "build_mocogan", "mocogan_paper", "mocogan_step", "DVDGANConfig",
             "DVDGANRecipe", "build_dvdgan", "dvdgan_paper", "dvdgan_step", "MODES", "PredictionRecipe",
-            "PredictorConfig", "build_predictor", "prediction_step"]
+            "PredictorConfig", "build_predictor", "prediction_step", "gan_optimizers", "make_gan_trainer"]
