@@ -31,7 +31,7 @@
 # |---|---|---|---|---|
 # | `smoke` | 16×16, 8 frames | tiny, 16 channels | 2 steps, a 10-step chain | ≈ 1 min, 2 CPU cores (checks only) |
 # | `cpu` | 16×16, 8 frames | small, 16 channels | 500 steps, batch 16 | ≈ 6 min, 2 CPU cores: blobs, not yet digits |
-# | `gpu` | 32×32, 16 frames (protocol) | 5.2M, levels 32/16/8 | 5 min with compile, batch 64 | ≈ 8.5 min, one H200 |
+# | `gpu` | 32×32, 16 frames (protocol) | 5.2M, levels 32/16/8 | 4.6 min with compile, batch 64 | ≈ 8.5 min, one GPU |
 #
 # The smoke and cpu profiles work at 16×16 with 8 frames because ancestral sampling costs one network call per step,
 # 1000 per sample; on two CPU cores that is what fits (the smoke profile, a check that the code runs, even trains and
@@ -103,7 +103,7 @@ unet_config = pick(**unet_configs)
 data = pick(smoke=MovingDigits(size=16, frames=8), cpu=MovingDigits(size=16, frames=8), gpu=PROTOCOL.dataset())
 size, frames = data.size, data.frames
 steps = pick(smoke=2, cpu=500, gpu=50_000)          # training steps (gpu: a cap; the time budget decides)
-train_minutes = pick(smoke=None, cpu=None, gpu=5.0)  # a time budget for training (None: steps alone)
+train_minutes = pick(smoke=None, cpu=None, gpu=4.6)  # a time budget for training (None: steps alone)
 batch = pick(smoke=4, cpu=16, gpu=64)               # clips per step
 lr, warmup = pick(smoke=1e-3, cpu=1e-3, gpu=5e-4), pick(smoke=1, cpu=50, gpu=250)
 ema_decay = pick(smoke=0.9, cpu=0.99, gpu=0.995)    # EMA horizon ~1/(1-decay) steps: shorter for short runs

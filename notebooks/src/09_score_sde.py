@@ -36,7 +36,7 @@
 # |---|---|---|---|---|
 # | `smoke` | 16×16, 8 frames | tiny U-Net (0.2M) | 2 steps each | < 1 min on 2 CPU cores (checks only) |
 # | `cpu` | 16×16, 8 frames | U-Net 0.3M, the same for NCSN | 3 + 0.75 min | ≈ 10 min on 2 CPU cores |
-# | `gpu` | 32×32, 16 frames (protocol) | U-Net 5.2M, also for NCSN | 3.75 (compiled) + 0.4 min | ≈ 8.5 min, one H200 |
+# | `gpu` | 32×32, 16 frames (protocol) | U-Net 5.2M, also for NCSN | 3.4 (compiled) + 0.4 min | ≈ 8.5 min, one GPU |
 #
 # In the `gpu` profile, besides training: the sampler comparison at 384 clips each ≈ 1.5 min (compiled once for
 # that batch), round trips and likelihoods ≈ 1 min, the analytic sections seconds. The smoke and cpu profiles work
@@ -100,7 +100,7 @@ unet_configs = dict(  # chapter 08's factorised space-time U-Net, one size per p
 )
 config = pick(**unet_configs)
 steps = pick(smoke=2, cpu=100_000, gpu=100_000)          # a cap: on cpu and gpu the minutes decide
-train_minutes = pick(smoke=None, cpu=3.0, gpu=3.75)      # the VP-SDE model (the chapter's headline)
+train_minutes = pick(smoke=None, cpu=3.0, gpu=3.4)       # the VP-SDE model (the chapter's headline)
 batch = pick(smoke=4, cpu=16, gpu=64)                    # clips per step
 lr, warmup = pick(smoke=1e-3, cpu=1e-3, gpu=5e-4), pick(smoke=1, cpu=30, gpu=250)
 ema_decay = pick(smoke=0.9, cpu=0.99, gpu=0.998)         # EMA horizon ~1/(1-decay) steps: shorter for short runs

@@ -43,11 +43,11 @@
 # |---|---|---|---|
 # | `smoke` | digits 16×16×8, shapes 32×32×8 | tiny, 2 steps each | < 1 min on 2 CPU cores (checks only) |
 # | `cpu` | digits 16×16×16, shapes 32×32×8 | small, 0.75–2.5 min each | ≈ 10 min on 2 CPU cores: blobs |
-# | `gpu` | digits 32×32×16 (the protocol), shapes 32×32×16 | as below | ≈ 8.5 min on one H200 |
+# | `gpu` | digits 32×32×16 (the protocol), shapes 32×32×16 | as below | ≈ 8.5 min on one GPU |
 #
 # In the gpu profile the autoencoder (3.0M parameters) trains for 0.5 min; the latent U-Net (21.8M) and chapter 08's
 # pixel U-Net (5.2M) each get 7·10¹⁵ training FLOPs, the autoencoder's counted against the latent side (about 1.3
-# and 2 minutes); the conditional DiT (22M) trains for 2.6 minutes, compiled.
+# and 2 minutes); the conditional DiT (22M) trains for 2.3 minutes, compiled.
 
 # %%
 import time
@@ -190,7 +190,7 @@ cond_cfg = ConditionalDenoiserConfig(dit=cond_dit, text_dim=pick(smoke=32, cpu=6
                                      text_heads=pick(smoke=2, cpu=4, gpu=4))
 cond_batch = pick(smoke=4, cpu=8, gpu=64)
 cond_steps = pick(smoke=2, cpu=20_000, gpu=20_000)              # caps: the minutes decide
-cond_minutes = pick(smoke=None, cpu=2.5, gpu=2.6)               # compile included (gpu)
+cond_minutes = pick(smoke=None, cpu=2.5, gpu=2.3)               # compile included (gpu)
 cond_lr, cond_warmup = pick(smoke=1e-3, cpu=3e-3, gpu=4e-4), pick(smoke=1, cpu=10, gpu=100)
 cond_betas = pick(smoke=(0.9, 0.99), cpu=(0.9, 0.999), gpu=(0.9, 0.99))
 cond_decay = pick(smoke=None, cpu=0.1, gpu=None)                # gpu: constant after the warm-up; cpu: decays

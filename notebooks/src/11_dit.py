@@ -31,7 +31,7 @@
 # |---|---|---|---|---|
 # | `smoke` | 1 block of 32, patch 8 | 2 steps | 2 tiny models, a few steps | < 1 min on 2 CPU cores (checks only) |
 # | `cpu` | 4 blocks of 128, patch 8 | 4 min | 2 models, about 1 min each | ≈ 9 min on 2 CPU cores |
-# | `gpu` | 8 blocks of 384, patch 4 (21.8M) | 6 min, compiled, batch 64 | 2 models, ≈ 1 min each | ≈ 9 min, one H200 |
+# | `gpu` | 8 blocks of 384, patch 4 (21.8M) | 5.6 min, compiled, batch 64 | 2 models, ≈ 1 min each | ≈ 9 min, one GPU |
 #
 # The smoke profile only checks that everything runs; the cpu profile draws blobs; the committed outputs come from
 # the gpu profile. Each part prints the minutes it took, and the results file records them.
@@ -112,11 +112,11 @@ batch = pick(smoke=2, cpu=8, gpu=64)               # clips per step
 lr, warmup, decay_to = pick(smoke=1e-3, cpu=1e-3, gpu=3e-4), pick(smoke=1, cpu=20, gpu=200), 0.1
 betas = (0.9, 0.99)                                # AdamW; no weight decay
 steps = pick(smoke=2, cpu=100_000, gpu=100_000)    # a cap: on cpu and gpu the minutes decide
-main_minutes = pick(smoke=None, cpu=4.0, gpu=6.0)  # the chapter's DiT, compilation included
+main_minutes = pick(smoke=None, cpu=4.0, gpu=5.6)  # the chapter's DiT, compilation included
 main_ema = pick(smoke=0.9, cpu=0.99, gpu=0.999)    # EMA decay of its weights
 study_minutes = pick(smoke=None, cpu=0.75, gpu=0.5)  # the study's M; S gets M's FLOPs
 study_ema, study_warmup = pick(smoke=0.9, cpu=0.98, gpu=0.99), pick(smoke=1, cpu=10, gpu=100)
-chapter_minutes = pick(smoke=None, cpu=10.0, gpu=9.2)   # the whole notebook: the study's S is capped to fit it
+chapter_minutes = pick(smoke=None, cpu=10.0, gpu=9.0)   # the whole notebook: the study's S is capped to fit it
 ddim_steps = pick(smoke=2, cpu=20, gpu=50)         # DDIM steps per sample
 n_gen = pick(smoke=8, cpu=64, gpu=PROTOCOL.n_gen)  # generated clips scored (the protocol's n)
 n_real = pick(smoke=32, cpu=256, gpu=PROTOCOL.n_real)   # held-out reference clips of the protocol
@@ -675,7 +675,7 @@ def heldout_v_loss(model: VPrediction, x0: torch.Tensor, seed: int = 0, chunk: i
 timer.start()
 study_cfgs = {name: dit_config(*arch) for name, arch in archs.items()}
 study_compile = break_even_s is not None and 60 * study_minutes > break_even_s   # short runs: eager is faster
-reserve = pick(smoke=0.0, cpu=1.0, gpu=0.7)         # minutes kept for scoring and the rest of the chapter
+reserve = pick(smoke=0.0, cpu=1.0, gpu=0.9)         # minutes kept for scoring and the rest of the chapter
 print(f"the study's runs: {'compiled' if study_compile else 'eager'}")
 trainers = {"M": train_dit(study_cfgs["M"], steps, study_minutes, study_ema, study_warmup, "DiT-M (study)",
                            study_compile)}

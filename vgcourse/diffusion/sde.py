@@ -38,7 +38,7 @@ def check_time(t: torch.Tensor, x: torch.Tensor, T: float = 1.0, name: str = "t"
     if t.dim() != 1 or t.shape[0] != x.shape[0]:
         raise ValueError(f"expected {name} of shape (B,) = ({x.shape[0]},) for x of shape {tuple(x.shape)}, "
                          f"got {tuple(t.shape)}")
-    lo, hi = t.min().item(), t.max().item()
+    lo, hi = torch.stack(torch.aminmax(t)).tolist()  # one wait for the device, not two
     if lo < 0 or hi > T * (1 + 1e-6):
         raise ValueError(f"expected {name} in [0, {T}], got values in [{lo:.4g}, {hi:.4g}]")
     return t
