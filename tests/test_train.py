@@ -369,3 +369,12 @@ def test_retarget_does_not_restart_a_finished_decay():
         opt.step()
         flat.step()
     assert retarget(flat, 30) and flat.lr_lambdas[0].total == 30
+
+
+@pytest.mark.parametrize("left", [0.0, -0.4])
+def test_a_budget_set_after_construction_that_has_run_out_is_refused_before_a_step(left):
+    tr = make_trainer(steps=4)
+    tr.config.max_minutes = left  # e.g. a first stretch's minutes subtracted from the whole budget
+    with pytest.raises(ValueError, match="max_minutes must be positive"):
+        tr.fit()
+    assert tr.step == 0

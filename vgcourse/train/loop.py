@@ -201,6 +201,9 @@ class Trainer:
     def fit(self, steps: int | None = None) -> TrainSummary:
         """Train until ``steps`` (default ``config.steps``) steps are done in total; return the summary."""
         cfg = self.config
+        if cfg.max_minutes is not None and not cfg.max_minutes > 0:  # set after construction: checked here too
+            raise ValueError(f"TrainConfig.max_minutes must be positive minutes or None, got {cfg.max_minutes!r} "
+                             "(a budget left over from an earlier stretch can run out: clamp it, or skip the fit)")
         cap = end = steps if steps is not None else cfg.steps
         self.model.train()
         bar = progress_bar(total=end, initial=self.step, desc=cfg.desc, disable=not cfg.progress, mininterval=1.0)
