@@ -26,7 +26,7 @@ def test_timed_synchronises_around_the_call_on_cuda(monkeypatch, device, cuda_in
     assert calls == (["sync", "fn", "sync"] if synced else ["fn"])  # the clock waits for queued GPU work
 
 
-def test_seconds_per_call_is_the_median_after_untimed_warm_ups(monkeypatch):
+def test_seconds_per_call_is_the_median_after_untimed_warm_ups():
     calls = []
 
     def fn():

@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import re
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -124,8 +125,7 @@ def seconds_per_call(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1,
         raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
     for _ in range(warmup):
         fn()
-    times = sorted(timed(fn, device)[1] for _ in range(repeats))
-    return times[len(times) // 2] if repeats % 2 else 0.5 * (times[repeats // 2 - 1] + times[repeats // 2])
+    return statistics.median(timed(fn, device)[1] for _ in range(repeats))
 
 
 def num(value: float | torch.Tensor | None, spec: str = ".3g") -> str:

@@ -62,6 +62,11 @@ class TrainConfig:
     desc: str = "train"
 
     def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` on a setting that would run silently wrong; :meth:`Trainer.fit` calls it again, so
+        that a field set after construction (a time budget left over from an earlier stretch) is checked too."""
         if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
             raise ValueError(f"TrainConfig.steps must be a positive integer, got {self.steps!r}")
         if self.max_minutes is not None and not self.max_minutes > 0:
@@ -201,9 +206,7 @@ class Trainer:
     def fit(self, steps: int | None = None) -> TrainSummary:
         """Train until ``steps`` (default ``config.steps``) steps are done in total; return the summary."""
         cfg = self.config
-        if cfg.max_minutes is not None and not cfg.max_minutes > 0:  # set after construction: checked here too
-            raise ValueError(f"TrainConfig.max_minutes must be positive minutes or None, got {cfg.max_minutes!r} "
-                             "(a budget left over from an earlier stretch can run out: clamp it, or skip the fit)")
+        cfg.validate()
         cap = end = steps if steps is not None else cfg.steps
         self.model.train()
         bar = progress_bar(total=end, initial=self.step, desc=cfg.desc, disable=not cfg.progress, mininterval=1.0)
