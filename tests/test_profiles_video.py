@@ -80,3 +80,22 @@ def test_video_grid_layout():
     assert grid.shape == (1, 1, 2, 2 * 6, 2 * 6)
     assert grid[0, 0, 0, 1, 1] == -1.0 and grid[0, 0, 0, 1, 7] == 0.0 and grid[0, 0, 0, 7, 1] == 0.5
     assert grid[0, 0, 0, 7, 7] == 1.0  # the empty fourth cell is padding
+
+
+def test_exact_fp32_turns_fast_modes_off_and_restores_them():
+    flags = lambda: (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,  # noqa: E731
+                     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    saved = flags()
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, True
+        with profiles.exact_fp32():
+            assert flags() == (False, False, True, False)
+        assert flags() == (True, True, False, True)
+        with pytest.raises(RuntimeError, match="inside"):
+            with profiles.exact_fp32():
+                raise RuntimeError("inside")
+        assert flags() == (True, True, False, True)
+    finally:
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) = saved

@@ -10,6 +10,8 @@ and a notebook chooses them in plain view with :func:`pick`::
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -102,3 +104,23 @@ def setup(seed: int | None = 0, verbose: bool = True) -> Setup:
     if verbose:
         print(result)
     return result
+
+
+@contextmanager
+def exact_fp32() -> Iterator[None]:
+    """Full fp32 on a GPU for the block inside: TF32 off for matmuls and convolutions, cuDNN deterministic.
+
+    :func:`setup` turns TF32 and cuDNN autotuning on for speed; a check that compares a hand-written
+    function with the package's at a tight tolerance runs inside this block instead, so that a 10-bit TF32
+    mantissa or a different convolution algorithm is not read as a disagreement. The previous settings come
+    back on exit, also when the block raises. On a CPU the flags have no effect.
+    """
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) = saved
