@@ -31,7 +31,7 @@
 # |---|---|---|---|---|
 # | `smoke` | 1 block of 32, patch 8 | 2 steps | 2 tiny models, a few steps | < 1 min on 2 CPU cores (checks only) |
 # | `cpu` | 4 blocks of 128, patch 8 | 4 min | 2 models, about 1 min each | ≈ 9 min on 2 CPU cores |
-# | `gpu` | 8 blocks of 384, patch 4 (21.8M) | 5.6 min, compiled, batch 64 | 2 models, ≈ 1 min each | ≈ 9 min, one GPU |
+# | `gpu` | 8 blocks of 384, patch 4 (21.8M) | 5.6 min, compiled, batch 64 | M 0.5 min, S on its FLOPs | ≈ 9 min |
 #
 # The smoke profile only checks that everything runs; the cpu profile draws blobs; the committed outputs come from
 # the gpu profile. Each part prints the minutes it took, and the results file records them.
@@ -566,7 +566,8 @@ filmstrip(strips, every=5)
 # Measured on an H200 with the same step, compiled, batch 128, in the paper's image setting: the package's DiT
 # trains at 1.03× the speed of facebookresearch/DiT's own `models.py` on the same work, DiT-B/2 at 40.0% MFU against
 # 39.0%, DiT-XL/2 at 46.4% against 45.1%. The model is written for speed as well as for reading; what MFU a run gets
-# is decided by the size of its matrix products, which is why the rows below differ.
+# is decided by the size of its matrix products, which is why the rows below differ (and they are eager, so they
+# sit below those compiled figures).
 
 # %%
 def throughput(model, batch_fn, loss_fn, steps_: int):
@@ -949,8 +950,9 @@ minutes_exercise = timer.lap("exercise 4")
 # %% [markdown]
 # <details><summary>What to look for</summary>
 #
-# DDIM with η = 0 follows the probability-flow ODE; fewer steps take larger steps along it, and each step's guess of
-# x̂₀ is made from a noisier state. Coarse steps first lose fine detail (the strokes of a digit, its edges), which
+# The sampler here is DDIM at η = 1: every step guesses x̂₀, moves towards it and adds fresh noise. With fewer steps
+# each move is larger and each guess of x̂₀ is made from a noisier state, and there are fewer later steps whose noise
+# lets them correct it. Coarse steps first lose fine detail (the strokes of a digit, its edges), which
 # the frame probe sees as lower frame quality; motion, set early in sampling when the clip's layout is decided,
 # tends to survive longer. Distillation (Salimans & Ho 2022, the paper that introduced v-prediction) trains a
 # student to take two of the teacher's steps in one, halving the steps again and again.
