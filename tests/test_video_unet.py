@@ -12,7 +12,13 @@ from vgcourse.diffusion import (
     video_unet_base,
     video_unet_tiny,
 )
-from vgcourse.diffusion.unet import JointSpaceTimeAttention, SpaceTimeBlock, TemporalAttention, TemporalConv
+from vgcourse.diffusion.unet import (
+    JointSpaceTimeAttention,
+    SpaceTimeBlock,
+    TemporalAttention,
+    TemporalConv,
+    UNetBlocks,
+)
 from vgcourse.nn import count_parameters, randomised
 from vgcourse.nn.attention import attention
 
@@ -193,7 +199,7 @@ def test_coordinate_channels_span_minus_one_to_one():
 def test_coordinates_tell_frames_and_positions_apart(coordinates):
     """Without a clock (no coordinates, no frame positions), a clip of identical, spatially uniform frames gives
     identical frames out; the (t, y, x) channels make both the frames and the interior pixels differ."""
-    model = randomised(make(coordinates=coordinates, frame_positions=False))
+    model = randomised(make(blocks=UNetBlocks(coordinates=coordinates, frame_positions=False)))
     x = torch.full((1, 1, 4, 16, 16), 0.3)
     out = model(x, torch.tensor([500]))
     frame_spread = (out - out.mean(2, keepdim=True)).abs().max().item()
@@ -230,7 +236,7 @@ def test_unet_with_temporal_conv_starts_as_the_plain_unet_and_keeps_images_indep
     plain U-Net's; with random weights, frames sent through with temporal attention off stay independent images."""
     plain = randomised(make(num_classes=2))
     torch.manual_seed(1)
-    model = VideoUNet(video_unet_tiny(num_classes=2, temporal_conv=True))
+    model = VideoUNet(video_unet_tiny(num_classes=2, blocks=UNetBlocks(temporal_conv=True)))
     missing = model.load_state_dict(plain.state_dict(), strict=False).missing_keys
     assert missing and all("tconv" in k for k in missing)
     x, t, y = torch.randn(2, 1, 4, 16, 16), torch.tensor([10, 700]), torch.tensor([0, 1])
@@ -274,8 +280,8 @@ def test_joint_attention_starts_as_identity_and_links_any_pixel_of_any_frame():
 
 
 def test_unet_with_joint_attention_replaces_both_attentions_and_keeps_images_independent():
-    cfg = video_unet_tiny(joint_attention_resolutions=(8,))
-    model = randomised(make(joint_attention_resolutions=(8,)))
+    cfg = video_unet_tiny(blocks=UNetBlocks(joint_attention_resolutions=(8,)))
+    model = randomised(make(blocks=UNetBlocks(joint_attention_resolutions=(8,))))
     blocks = [m for m in model.modules() if isinstance(m, SpaceTimeBlock)]
     at_8 = [b for b in blocks if b.joint is not None]
     assert at_8 and all(b.spatial is None and b.temporal is None for b in at_8)
@@ -294,7 +300,7 @@ def test_attention_conditioning_starts_as_identity_then_lets_the_condition_steer
     """adaLN in the attention blocks (attention_conditioning): zero-initialised, the U-Net equals the one without
     it (same other weights); trained (randomised), the same frames under two embeddings attend differently."""
     from vgcourse.diffusion.unet import Modulation, SpatialAttention
-    plain, steered = make(cond_dim=4), make(cond_dim=4, attention_conditioning=True)
+    plain, steered = make(cond_dim=4), make(cond_dim=4, blocks=UNetBlocks(attention_conditioning=True))
     missing, unexpected = steered.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and missing and all(".modulation." in k for k in missing)
     attention_blocks = [m for m in steered.modules() if isinstance(m, (SpatialAttention, TemporalAttention))]
@@ -317,6 +323,25 @@ def test_attention_conditioning_starts_as_identity_then_lets_the_condition_steer
         with pytest.raises(ValueError, match="pass emb"):
             block(clip, 4, True)
     # without the option the blocks take no embedding, and parameters grow only by the modulations
-    extra = count_parameters(make(cond_dim=4, attention_conditioning=True)) - count_parameters(make(cond_dim=4))
+    extra = (count_parameters(make(cond_dim=4, blocks=UNetBlocks(attention_conditioning=True)))
+             - count_parameters(make(cond_dim=4)))
     assert extra == sum(m.modulation.proj.weight.numel() + m.modulation.proj.bias.numel() for m in attention_blocks)
     assert SpatialAttention(8, 2, 2).modulation is None
+
+
+def test_block_choices_default_to_ho_2022_and_come_back_from_json():
+    """The config's block choices are one frozen UNetBlocks (defaults: Ho et al. 2022's blocks); a config written
+    to JSON with dataclasses.asdict and read back builds the same network, and anything else is refused."""
+    import json
+    from dataclasses import asdict
+
+    cfg = video_unet_tiny(blocks=UNetBlocks(temporal_conv=True, joint_attention_resolutions=[8]))
+    assert video_unet_tiny().blocks == UNetBlocks()
+    assert cfg.blocks.joint_attention_resolutions == (8,)                    # a list from JSON becomes a tuple
+    back = type(cfg)(**json.loads(json.dumps(asdict(cfg))))
+    assert back.blocks == cfg.blocks
+    assert count_parameters(VideoUNet(back)) == count_parameters(VideoUNet(cfg)) > count_parameters(make())
+    with pytest.raises(TypeError, match="UNetBlocks"):
+        video_unet_tiny(blocks=True)
+    with pytest.raises(TypeError):
+        video_unet_tiny(temporal_conv=True)                                  # the flags live in blocks now

@@ -34,6 +34,7 @@ from vgcourse.diffusion.samplers import (
 from vgcourse.diffusion.schedules import NoiseSchedule, cosine_schedule, linear_schedule
 from vgcourse.diffusion.sde import SDE, VESDE, VPSDE, ReverseSDE, SubVPSDE, sde_loss
 from vgcourse.diffusion.unet import (
+    UNetBlocks,
     VideoUNet,
     VideoUNetConfig,
     estimate_parameters,

@@ -12,10 +12,10 @@ spatial attention never see another frame. Only temporal attention mixes frames,
 jointly on videos and images packed as extra frames.
 
 Gen-1 (Esser et al. 2023, §3.3) adds a second temporal layer: a 1D temporal convolution after every 2D
-spatial convolution of the residual blocks (``temporal_conv``). It mixes each pixel with the same pixel in the
-neighbouring frames; images packed as frames skip it, as they skip temporal attention.
+spatial convolution of the residual blocks (``UNetBlocks.temporal_conv``). It mixes each pixel with the same pixel
+in the neighbouring frames; images packed as frames skip it, as they skip temporal attention.
 
-``joint_attention_resolutions`` undoes the factorisation where the feature map is small: at those sides a
+``UNetBlocks.joint_attention_resolutions`` undoes the factorisation where the feature map is small: at those sides a
 block's spatial and temporal attention are replaced by one attention over all T·H·W positions of the clip, with
 fixed 3D sin-cos positions (the layout of chapter 12's full-attention DiT). Packed images attend within their frame.
 """
@@ -23,7 +23,7 @@ fixed 3D sin-cos positions (the layout of chapter 12's full-attention DiT). Pack
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,32 @@ from vgcourse.nn.blocks import group_norm
 from vgcourse.nn.parameters import count_parameters
 from vgcourse.nn.positions import sincos_3d
 from vgcourse.nn.transformer import Attention
+
+
+@dataclass(frozen=True)
+class UNetBlocks:
+    """Which variant of each block a :class:`VideoUNet` builds. The defaults are Ho et al. 2022's video U-Net; each
+    other choice is one paper's change to a block, and the course's chapters use the defaults.
+
+    - ``temporal_conv``: a 3-tap temporal convolution after each spatial conv of a ResBlock (Gen-1, Esser et al.
+      2023, §3.3).
+    - ``joint_attention_resolutions``: at these sides one attention over all T·H·W positions replaces spatial +
+      temporal attention (the layout of a full-attention DiT).
+    - ``frame_positions``: a sinusoidal frame index added to temporal attention's input (AnimateDiff, Guo et al.
+      2024, §4.2).
+    - ``coordinates``: (t, y, x) channels in [-1, 1] appended to the input (CoordConv, Liu et al. 2018).
+    - ``attention_conditioning``: the t + condition embedding also scales and shifts the attention blocks' inputs
+      (adaLN, as in DiT's blocks).
+    """
+
+    temporal_conv: bool = False
+    joint_attention_resolutions: tuple[int, ...] = ()
+    frame_positions: bool = False
+    coordinates: bool = False
+    attention_conditioning: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "joint_attention_resolutions", tuple(self.joint_attention_resolutions))
 
 
 @dataclass
@@ -57,11 +83,13 @@ class VideoUNetConfig:
     image_size: int = 32
     frames: int = 16  # relative positions are learned for offsets -(frames-1)..(frames-1)
     norm_groups: int = 32
-    frame_positions: bool = False  # also add a sinusoidal frame index to temporal attention's input (AnimateDiff)
-    coordinates: bool = False  # append (t, y, x) channels in [-1, 1] to the input (CoordConv); t counts packed images
-    temporal_conv: bool = False  # a 3-tap temporal convolution after each spatial conv of a ResBlock (Gen-1, §3.3)
-    joint_attention_resolutions: tuple[int, ...] = ()  # full T·H·W attention instead of spatial + temporal
-    attention_conditioning: bool = False  # the t + condition embedding also scales/shifts attention inputs (adaLN)
+    blocks: UNetBlocks = field(default_factory=UNetBlocks)  # which variant of each block (default: Ho 2022's)
+
+    def __post_init__(self):
+        if isinstance(self.blocks, dict):  # a config read back from JSON (a results file, a checkpoint)
+            self.blocks = UNetBlocks(**self.blocks)
+        if not isinstance(self.blocks, UNetBlocks):
+            raise TypeError(f"blocks: expected UNetBlocks or a dict of its fields, got {type(self.blocks).__name__}")
 
 
 def video_unet_tiny(**kw) -> VideoUNetConfig:  # smoke tests: ~0.2M parameters at 16×16
@@ -316,11 +344,11 @@ class SpaceTimeBlock(nn.Module):
                  joint: bool = False):
         super().__init__()
         g = cfg.norm_groups
-        self.res = ResBlock(c_in, c_out, emb_dim, cfg.dropout, g, cfg.temporal_conv)
-        mod = emb_dim if cfg.attention_conditioning else None  # adaLN in the attention blocks too
+        self.res = ResBlock(c_in, c_out, emb_dim, cfg.dropout, g, cfg.blocks.temporal_conv)
+        mod = emb_dim if cfg.blocks.attention_conditioning else None  # adaLN in the attention blocks too
         self.joint = JointSpaceTimeAttention(c_out, cfg.heads, g, mod) if joint else None
         self.spatial = SpatialAttention(c_out, cfg.heads, g, mod) if spatial and not joint else None
-        self.temporal = (TemporalAttention(c_out, cfg.heads, g, cfg.frames, cfg.frame_positions, mod)
+        self.temporal = (TemporalAttention(c_out, cfg.heads, g, cfg.frames, cfg.blocks.frame_positions, mod)
                          if temporal and not joint else None)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, frames: int, temporal: bool | torch.Tensor) -> torch.Tensor:
@@ -359,12 +387,12 @@ class VideoUNet(nn.Module):
         self.label_embed = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
         self.context_embed = nn.Linear(cfg.cond_dim, emb_dim) if cfg.cond_dim else None
         # the 1×3×3 conv of Ho 2022, per frame; conditioning frames (and coordinates) enter here, with x
-        self.input_conv = nn.Conv2d(cfg.in_channels + cfg.cond_channels + 3 * cfg.coordinates, ch, 3, padding=1)
+        self.input_conv = nn.Conv2d(cfg.in_channels + cfg.cond_channels + 3 * cfg.blocks.coordinates, ch, 3, padding=1)
 
         def block(c_in: int, c_out: int, side: int) -> SpaceTimeBlock:
             return SpaceTimeBlock(c_in, c_out, cfg, emb_dim, spatial=side in cfg.attention_resolutions,
                                   temporal=side in cfg.temporal_attention_resolutions,
-                                  joint=side in cfg.joint_attention_resolutions)
+                                  joint=side in cfg.blocks.joint_attention_resolutions)
 
         self.down, skips, c, side = nn.ModuleList(), [ch], ch, cfg.image_size
         for level, mult in enumerate(cfg.channel_mults):
@@ -377,7 +405,7 @@ class VideoUNet(nn.Module):
                 skips.append(c)
                 side //= 2
         self.mid = nn.ModuleList([SpaceTimeBlock(c, c, cfg, emb_dim, spatial=True, temporal=True,
-                                                 joint=side in cfg.joint_attention_resolutions),
+                                                 joint=side in cfg.blocks.joint_attention_resolutions),
                                   SpaceTimeBlock(c, c, cfg, emb_dim, spatial=False, temporal=False)])
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(cfg.channel_mults))):
@@ -463,7 +491,7 @@ class VideoUNet(nn.Module):
             if concat is None:
                 concat = x.new_zeros(b, self.config.cond_channels, *x.shape[2:])  # (B, C_cond, T, H, W)
             x = torch.cat([x, concat.to(x.dtype)], dim=1)  # (B, C + C_cond, T, H, W)
-        if self.config.coordinates:
+        if self.config.blocks.coordinates:
             x = torch.cat([x, coordinate_channels(x.shape, x.device, x.dtype)], dim=1)  # (B, C_in + 3, T, H, W)
         h = self.input_conv(rearrange(x, "b c t h w -> (b t) c h w"))  # (B·T, C0, H, W)
         skips = [h]
