@@ -96,6 +96,10 @@ def test_exact_fp32_turns_fast_modes_off_and_restores_them():
             with profiles.exact_fp32():
                 raise RuntimeError("inside")
         assert flags() == (True, True, False, True)
+        profiles.set_numeric_modes(fast=False)                  # what exact_fp32 holds inside its block
+        assert flags() == (False, False, True, False)
+        profiles.set_numeric_modes(fast=True)                   # what setup() sets on a GPU
+        assert flags() == (True, True, False, True)
     finally:
         (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
          torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) = saved

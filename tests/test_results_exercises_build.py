@@ -151,6 +151,15 @@ def test_part_timer(capsys):
     assert "first part:" in capsys.readouterr().out
 
 
+def test_part_timer_minutes_left_counts_from_the_chapter_start():
+    import time as _time
+
+    timer = results.PartTimer(started=_time.time() - 6 * 60)             # the chapter began 6 minutes ago
+    assert timer.minutes_left(None) is None                                # no budget (smoke, cpu): no cap
+    assert abs(timer.minutes_left(9.0, reserve=1.0) - 2.0) < 0.01          # 9 − 1 − 6
+    assert timer.minutes_left(9.0, reserve=4.0, floor=0.25) == 0.25        # late: the floor, never negative
+
+
 def test_headline_text_joins_standard_errors_and_drops_bookkeeping():
     text = results.headline_text({"fd": 16.73, "fd_se": 0.764, "n_gen": 384, "seed": 0, "frame_quality": 0.634,
                                   "fd_latent": None, "recipe": "WGAN + SVC", "orphan_se": 0.1})

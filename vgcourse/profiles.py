@@ -86,6 +86,19 @@ class Setup:
                 f"compile={self.compile} torch={torch.__version__}")
 
 
+# The backend switches that trade exactness for speed on a GPU: (module, attribute, fast value, exact value).
+NUMERIC_MODES = ((torch.backends.cuda.matmul, "allow_tf32", True, False),   # TF32 matrix products
+                 (torch.backends.cudnn, "allow_tf32", True, False),         # TF32 convolutions
+                 (torch.backends.cudnn, "benchmark", True, False),          # autotuned convolution algorithms
+                 (torch.backends.cudnn, "deterministic", False, True))      # reproducible convolution algorithms
+
+
+def set_numeric_modes(fast: bool) -> None:
+    """Every switch of :data:`NUMERIC_MODES` to its fast (``setup`` on a GPU) or its exact value."""
+    for module, name, fast_value, exact_value in NUMERIC_MODES:
+        setattr(module, name, fast_value if fast else exact_value)
+
+
 def setup(seed: int | None = 0, verbose: bool = True) -> Setup:
     """Choose device, precision and threads for the active profile; seed torch; print a device check."""
     profile = current_profile()
@@ -93,9 +106,7 @@ def setup(seed: int | None = 0, verbose: bool = True) -> Setup:
     threads = cpu_threads()
     torch.set_num_threads(threads)
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+        set_numeric_modes(fast=True)
     if seed is not None:
         torch.manual_seed(seed)
     cuda = device.type == "cuda"
@@ -115,12 +126,10 @@ def exact_fp32() -> Iterator[None]:
     mantissa or a different convolution algorithm is not read as a disagreement. The previous settings come
     back on exit, also when the block raises. On a CPU the flags have no effect.
     """
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    saved = [getattr(module, name) for module, name, _, _ in NUMERIC_MODES]
+    set_numeric_modes(fast=False)
     try:
         yield
     finally:
-        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) = saved
+        for (module, name, _, _), value in zip(NUMERIC_MODES, saved):
+            setattr(module, name, value)

@@ -88,6 +88,13 @@ class PartTimer:
         """Start timing a part here (time since the last lap that belongs to no part is left out)."""
         self.since = time.time()
 
+    def minutes_left(self, budget: float | None, reserve: float = 0.0, floor: float = 0.0) -> float | None:
+        """The minutes a part may still take so that the chapter, counted from ``started``, ends within ``budget``
+        minutes with ``reserve`` minutes kept for what follows it; at least ``floor``. None without a budget."""
+        if budget is None:
+            return None
+        return max(floor, budget - reserve - (time.time() - self.started) / 60)
+
     def lap(self, part: str) -> float:
         """Close ``part`` (the time since the last lap or start) and return its minutes."""
         now = time.time()

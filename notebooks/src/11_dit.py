@@ -656,10 +656,6 @@ def train_flops(cfg: DiTConfig, steps_: int) -> float:
     return 6e9 * flops_per_forward(cfg) * batch * steps_
 
 
-def minutes_left() -> float | None:
-    return None if chapter_minutes is None else chapter_minutes - (time.time() - STARTED) / 60
-
-
 @torch.no_grad()
 def heldout_v_loss(model: VPrediction, x0: torch.Tensor, seed: int = 0, chunk: int = 128) -> torch.Tensor:
     """The v-loss of each held-out clip (N,), with t and ε drawn from `seed`: the same for every model."""
@@ -686,7 +682,7 @@ trainers = {"M": train_dit(study_cfgs["M"], steps, study_minutes, study_ema, stu
                            study_compile)}
 budget_flops = train_flops(study_cfgs["M"], trainers["M"].step)
 s_steps = max(1, round(budget_flops / train_flops(study_cfgs["S"], 1)))
-s_cap = None if minutes_left() is None else max(0.25, minutes_left() - reserve)   # never past the chapter's time
+s_cap = timer.minutes_left(chapter_minutes, reserve, floor=0.25)   # never past the chapter's time
 trainers["S"] = train_dit(study_cfgs["S"], s_steps, s_cap, study_ema, study_warmup, "DiT-S (study)", study_compile)
 timer.lap("scaling study: training")
 for name in ("S", "M"):

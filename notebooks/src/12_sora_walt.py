@@ -667,7 +667,7 @@ text_cfg = replace(digits_dit(main_layout), in_channels=3, cond_channels=1)    #
 torch.manual_seed(0)
 text_model = VPrediction(TextDiT(text_cfg, text_dim=pick(smoke=32, cpu=64, gpu=128)), schedule).to(S.device)
 if chapter_minutes is not None:  # a late chapter trains its text DiT less, so that what follows still fits
-    text_minutes = max(1.0, min(text_minutes, chapter_minutes - after_text - (time.time() - STARTED) / 60))
+    text_minutes = min(text_minutes, timer.minutes_left(chapter_minutes, reserve=after_text, floor=1.0))
 text_trainer = make_trainer(text_model, shapes_data.stream(batch, seed=3, device=S.device), steps_cap,
                             lambda m_, b: continuation_loss(m_, b, tokenize(b.captions)), lr=lr, betas=betas,
                             warmup=warmup, decay_to=decay_to, ema_decay=ema_decay, minutes=text_minutes,
