@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vgcourse.metrics import PROTOCOL, bar, mean_se, reference_rows, score, show_bars, verdict
+from vgcourse.metrics import PROTOCOL, bar, mean_se, past_the_floor, reference_rows, score, show_bars, verdict
 from vgcourse.metrics.protocol import format_rows, headline
 
 
@@ -44,6 +44,15 @@ def test_verdict_needs_one_standard_error():
     assert verdict(0.91, 0.9, 0.02, lower_is_better=False) == "not resolved"
     with pytest.raises(ValueError, match="standard error"):
         verdict(1.0, 2.0, float("nan"))
+
+
+def test_past_the_floor_shows_only_models_below_it_by_one_standard_error(capsys):
+    scores = {"trained": {"fd": 10.0, "fd_se": 1.0}, "at the floor": {"fd": 35.0, "fd_se": 1.0},
+              "noise": {"fd": 230.0, "fd_se": 3.0}, "just past": {"fd": 34.8, "fd_se": 1.0}}
+    assert past_the_floor(scores, 35.8) == ["trained", "just past"]
+    printed = capsys.readouterr().out
+    assert "not shown: at the floor, fd 35.0" in printed and "not shown: noise, fd 230.0" in printed
+    assert "trained" not in printed
 
 
 def test_headline_and_table(rows_and_evaluator):

@@ -24,7 +24,17 @@ from vgcourse.metrics.frechet import (
     jackknife_std,
 )
 from vgcourse.metrics.probes import probe_accuracy
-from vgcourse.metrics.protocol import PROTOCOL, Protocol, bar, mean_se, reference_rows, score, show_bars, verdict
+from vgcourse.metrics.protocol import (
+    PROTOCOL,
+    Protocol,
+    bar,
+    mean_se,
+    past_the_floor,
+    reference_rows,
+    score,
+    show_bars,
+    verdict,
+)
 from vgcourse.metrics.reconstruction import bits_per_dim, codebook_stats, codebook_usage, mask_iou, psnr, ssim
 from vgcourse.metrics.suite import Evaluator, evaluate
 from vgcourse.metrics.tracking import count_objects, motion_stats, seam_jumps, track_centroids
@@ -35,6 +45,6 @@ __all__ = ["evaluate", "Evaluator", "calibration_table", "frechet_distance", "fr
            "group_diversity",
            "detect_attributes", "attribute_accuracy", "attribute_consistency", "shuffle_frames", "freeze_frames",
            "blur", "add_noise", "CORRUPTIONS", "PROTOCOL", "Protocol", "reference_rows", "score", "verdict",
-           "bar", "mean_se", "show_bars"]
+           "bar", "mean_se", "show_bars", "past_the_floor"]
 __all__ += ["FrameEvaluator", "frame_reference_rows", "format_frame_rows", "frames_of", "sharpness"]
 __all__ += ["content_agreement", "trajectory_correlation", "real_pairs", "probe_accuracy"]

@@ -93,6 +93,20 @@ def verdict(value: float, bar: float, se: float, lower_is_better: bool = True) -
     return "not met" if margin < -se else "not resolved"
 
 
+def past_the_floor(scores: dict[str, dict], floor: float) -> list[str]:
+    """The names in ``scores`` ({name: {'fd', 'fd_se', ...}}) whose fd is below ``floor`` by one standard error,
+    in order: the only models whose samples a chapter shows (COURSE.md, Quality rules). Each other one is named
+    with its fd on a printed line, so a reader sees what was left out and why."""
+    shown = []
+    for name, s in scores.items():
+        if verdict(s["fd"], floor, s["fd_se"]) == "met":
+            shown.append(name)
+        else:
+            print(f"not shown: {name}, fd {s['fd']:.1f} ± {s['fd_se']:.1f} is not below the floor {floor:.1f} "
+                  f"by one standard error")
+    return shown
+
+
 def mean_se(values: torch.Tensor) -> tuple[float, float]:
     """The mean of per-item values (N,) (one per clip, say) and its standard error, std / sqrt(N)."""
     values = torch.as_tensor(values).detach().float().flatten()
