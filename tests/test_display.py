@@ -283,3 +283,11 @@ def test_filmstrip_input_errors():
         filmstrip({"bytes": torch.zeros(1, 4, 8, 8, dtype=torch.uint8)})
     with pytest.raises(ValueError, match="positive int"):
         filmstrip({"ok": torch.zeros(1, 4, 8, 8)}, every=0)
+
+
+def test_plot_xy_log_x_labels_only_its_decades():
+    """Minor tick labels on a log x axis (2×10^16, 3×10^16, ...) overlapped in chapter 11's scaling plot."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    fig = plot_xy({"S": ([3.7e15], [102.0]), "main": ([7.6e16], [15.9])}, logx=True, logy=True)
+    FigureCanvasAgg(fig).draw()
+    assert not [t.get_text() for t in fig.axes[0].get_xticklabels(minor=True) if t.get_text()]

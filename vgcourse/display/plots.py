@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 
 def register_inline_figures() -> bool:
@@ -179,8 +180,11 @@ def plot_xy(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], xlabe
                 ax.annotate(str(note), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    # On a log x axis spanning about a decade matplotlib labels minor ticks too, and these wide labels overlap
+    # (2×10^16 3×10^16 4×10^16 ...): keep x labels on the decades; the y axis keeps its minor labels.
     if logx:
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
     if logy:
         ax.set_yscale("log")
     if title:
