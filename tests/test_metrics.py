@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from vgcourse.data import BouncingBalls, CaptionedShapes, MovingDigits
+from vgcourse.data.base import foreground
 from vgcourse.metrics import (
     Evaluator,
     add_noise,
@@ -15,13 +16,16 @@ from vgcourse.metrics import (
     calibration_table,
     codebook_usage,
     count_objects,
+    detect_attributes,
     evaluate,
+    fill_ratio,
     frechet_distance,
     frechet_distance_features,
     gaussian_stats,
     group_diversity,
     jackknife_fd,
     jackknife_std,
+    largest_component,
     motion_stats,
     probe_accuracy,
     psnr,
@@ -263,3 +267,38 @@ def test_group_diversity_closed_form():
     assert group_diversity(videos[2:], groups[2:]) == 0.0
     with pytest.raises(ValueError, match="at least 2"):
         group_diversity(videos[:3], torch.tensor([0, 0, 1]))
+
+
+def test_largest_component_keeps_the_biggest_blob_only():
+    mask = torch.zeros(3, 8, 8, dtype=torch.bool)
+    mask[0, 1:4, 1:4] = True        # 9 pixels
+    mask[0, 6, 6] = True            # a stray pixel
+    mask[0, 5, 1:3] = True          # a 2-pixel blob, diagonal neighbours do not join it to the square
+    mask[1, 2, 2] = True            # a lone pixel is its own largest blob
+    got = largest_component(mask)
+    want = torch.zeros_like(mask)
+    want[0, 1:4, 1:4] = True
+    want[1, 2, 2] = True
+    assert torch.equal(got, want)   # and the empty mask stays empty
+    snake = torch.zeros(1, 7, 7, dtype=torch.bool)
+    snake[0, ::2] = True            # rows joined at alternate ends: one long 4-connected path
+    snake[0, 1::4, 6] = True
+    snake[0, 3::4, 0] = True
+    assert torch.equal(largest_component(snake), snake)
+    with pytest.raises(ValueError, match="bool mask"):
+        largest_component(mask.float())
+
+
+def test_a_stray_pixel_does_not_change_the_shape_read():
+    batch = CaptionedShapes(32, frames=8, object_size=10).batch(48, seed=3)
+    video = batch.video.clone()
+    m = foreground(video) > 0                              # (B, T, H, W)
+    for b in range(video.shape[0]):                        # one object-coloured pixel 2 px above each object
+        for t in range(video.shape[2]):
+            ys, xs = torch.nonzero(m[b, t], as_tuple=True)
+            y = int(ys.min()) - 2 if ys.min() >= 2 else int(ys.max()) + 2
+            video[b, :, t, y, int(xs.float().mean())] = video[b, :, t, ys[0], xs[0]]
+    clean = detect_attributes(batch.video)["shape"]
+    assert torch.equal(clean, batch.labels["shape"][:, 0])
+    assert torch.equal(detect_attributes(video)["shape"], clean)
+    assert torch.allclose(fill_ratio(video), fill_ratio(batch.video), equal_nan=True)

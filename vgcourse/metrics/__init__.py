@@ -10,7 +10,13 @@
   table (:mod:`.calibration`).
 """
 
-from vgcourse.metrics.attributes import attribute_accuracy, attribute_consistency, detect_attributes
+from vgcourse.metrics.attributes import (
+    attribute_accuracy,
+    attribute_consistency,
+    detect_attributes,
+    fill_ratio,
+    largest_component,
+)
 from vgcourse.metrics.calibration import calibration_table
 from vgcourse.metrics.corruptions import CORRUPTIONS, add_noise, blur, freeze_frames, shuffle_frames
 from vgcourse.metrics.disentanglement import content_agreement, real_pairs, trajectory_correlation
@@ -42,8 +48,8 @@ from vgcourse.metrics.tracking import count_objects, motion_stats, seam_jumps, t
 __all__ = ["evaluate", "Evaluator", "calibration_table", "frechet_distance", "frechet_distance_features",
            "gaussian_stats", "jackknife_fd", "jackknife_std", "psnr", "ssim", "codebook_usage", "codebook_stats",
            "mask_iou", "bits_per_dim", "track_centroids", "motion_stats", "count_objects", "seam_jumps",
-           "group_diversity",
-           "detect_attributes", "attribute_accuracy", "attribute_consistency", "shuffle_frames", "freeze_frames",
+           "group_diversity", "detect_attributes", "fill_ratio", "largest_component", "attribute_accuracy",
+           "attribute_consistency", "shuffle_frames", "freeze_frames",
            "blur", "add_noise", "CORRUPTIONS", "PROTOCOL", "Protocol", "reference_rows", "score", "verdict",
            "bar", "mean_se", "show_bars", "past_the_floor"]
 __all__ += ["FrameEvaluator", "frame_reference_rows", "format_frame_rows", "frames_of", "sharpness"]
