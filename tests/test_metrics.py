@@ -273,7 +273,7 @@ def test_largest_component_keeps_the_biggest_blob_only():
     mask = torch.zeros(3, 8, 8, dtype=torch.bool)
     mask[0, 1:4, 1:4] = True        # 9 pixels
     mask[0, 6, 6] = True            # a stray pixel
-    mask[0, 5, 1:3] = True          # a 2-pixel blob, diagonal neighbours do not join it to the square
+    mask[0, 5, 1:3] = True          # a 2-pixel blob, a row below the square: not touching it
     mask[1, 2, 2] = True            # a lone pixel is its own largest blob
     got = largest_component(mask)
     want = torch.zeros_like(mask)

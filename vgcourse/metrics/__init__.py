@@ -10,13 +10,7 @@
   table (:mod:`.calibration`).
 """
 
-from vgcourse.metrics.attributes import (
-    attribute_accuracy,
-    attribute_consistency,
-    detect_attributes,
-    fill_ratio,
-    largest_component,
-)
+from vgcourse.metrics.attributes import attribute_accuracy, attribute_consistency, detect_attributes, fill_ratio
 from vgcourse.metrics.calibration import calibration_table
 from vgcourse.metrics.corruptions import CORRUPTIONS, add_noise, blur, freeze_frames, shuffle_frames
 from vgcourse.metrics.disentanglement import content_agreement, real_pairs, trajectory_correlation
@@ -43,7 +37,13 @@ from vgcourse.metrics.protocol import (
 )
 from vgcourse.metrics.reconstruction import bits_per_dim, codebook_stats, codebook_usage, mask_iou, psnr, ssim
 from vgcourse.metrics.suite import Evaluator, evaluate
-from vgcourse.metrics.tracking import count_objects, motion_stats, seam_jumps, track_centroids
+from vgcourse.metrics.tracking import (
+    count_objects,
+    largest_component,
+    motion_stats,
+    seam_jumps,
+    track_centroids,
+)
 
 __all__ = ["evaluate", "Evaluator", "calibration_table", "frechet_distance", "frechet_distance_features",
            "gaussian_stats", "jackknife_fd", "jackknife_std", "psnr", "ssim", "codebook_usage", "codebook_stats",

@@ -2,7 +2,7 @@
 
 Conditioning accuracy needs no learned judge: the colour is the palette entry nearest the mean foreground
 colour; the shape is told by how much of its bounding box the object fills (square 1, circle π/4 ≈ 0.79,
-triangle 1/2), the object being the largest 4-connected blob of foreground pixels in the frame, so that a stray
+triangle 1/2), the object being the largest connected blob of foreground pixels in the frame, so that a stray
 pixel away from it does not stretch the box; the direction is the sign of the dominant axis of the centroid's
 displacement.
 Detectors read one object per clip; :func:`attribute_consistency` reads every frame on its own, for the identity of
@@ -12,50 +12,27 @@ an object through a long clip (the captioned-shapes counterpart of the digit pro
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from vgcourse.data.base import foreground
 from vgcourse.data.shapes import COLOUR_RGB, DIRECTION_VECTORS, SHAPES
+from vgcourse.metrics.tracking import largest_component
 from vgcourse.video import check_video
 
 FILL_SQUARE, FILL_TRIANGLE = 0.9, 0.62  # fill > 0.9: square; < 0.62: triangle; between: circle
 
 
-def largest_component(mask: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) bool -> (N, H, W) bool: each mask's largest 4-connected component (an empty mask stays empty).
-
-    Every foreground pixel starts with its own label and takes the largest label among itself and its four
-    neighbours until nothing changes, so each component ends with one label; the most frequent label wins (ties:
-    the larger label).
-    """
-    if mask.dtype != torch.bool or mask.ndim != 3:
-        raise ValueError(f"expected a (N, H, W) bool mask, got {tuple(mask.shape)} {mask.dtype}")
-    n, h, w = mask.shape
-    ids = torch.arange(1, h * w + 1, device=mask.device, dtype=torch.int32).view(1, h, w)
-    label = torch.where(mask, ids, 0)
-    for _ in range(h * w):                      # a component's diameter bounds the rounds; most end in a few
-        p = F.pad(label, (1, 1, 1, 1))
-        grown = torch.stack([label, p[:, :-2, 1:-1], p[:, 2:, 1:-1], p[:, 1:-1, :-2], p[:, 1:-1, 2:]]).amax(0)
-        grown = torch.where(mask, grown, 0)
-        if torch.equal(grown, label):
-            break
-        label = grown
-    flat = label.view(n, -1).long()
-    ones = torch.ones_like(flat, dtype=torch.float)
-    counts = torch.zeros(n, h * w + 1, device=mask.device).scatter_add_(1, flat, ones)
-    counts[:, 0] = 0                            # the background is no component
-    counts += torch.arange(h * w + 1, device=mask.device) / (h * w + 1)      # ties: the larger label
-    best = counts.argmax(1).view(n, 1, 1)
-    return (label == best) & mask
-
-
 def fill_ratio(video: torch.Tensor) -> torch.Tensor:
     """(B, 3, T, H, W) -> (B, T): the object's area over its bounding box's, per frame (NaN where no object).
 
-    The object is the frame's largest 4-connected blob of foreground pixels (:func:`largest_component`).
+    The object is the frame's largest connected blob of foreground pixels
+    (:func:`vgcourse.metrics.tracking.largest_component`).
     """
     check_video(video, channels=3)
-    m = foreground(video) > 0  # (B, T, H, W)
+    return _fill(foreground(video) > 0)
+
+
+def _fill(m: torch.Tensor) -> torch.Tensor:
+    """Foreground masks (B, T, H, W) bool -> (B, T): the largest blob's area over its bounding box's (NaN: none)."""
     m = largest_component(m.flatten(0, 1)).view_as(m)
     area = m.sum((-1, -2)).float()
     box = (m.any(-1).sum(-1) * m.any(-2).sum(-1)).float()  # rows × columns it touches
@@ -73,7 +50,7 @@ def detect_attributes(video: torch.Tensor) -> dict[str, torch.Tensor]:
     colour = torch.cdist(mean_rgb, COLOUR_RGB.to(x.device)).argmin(-1)
     h, wd = m.shape[-2:]
     has = m.any(-1).any(-1)  # (B, T)
-    fill = fill_ratio(video).nanmedian(-1).values  # (B,)
+    fill = _fill(m).nanmedian(-1).values  # (B,)
     shape = torch.where(fill > FILL_SQUARE, 0, torch.where(fill < FILL_TRIANGLE, 2, 1))
     ys, xs = torch.arange(h, device=x.device).float(), torch.arange(wd, device=x.device).float()
     wt = w.sum((-1, -2)).clamp(min=1e-6)  # (B, T)

@@ -90,19 +90,44 @@ def motion_stats(centers: torch.Tensor, visible: torch.Tensor, tolerance: float 
             "motion_consistency": float(plausible[ok].float().mean()) if ok.any() else 0.0}
 
 
-def count_objects(video: torch.Tensor, max_iters: int = 256) -> torch.Tensor:
-    """Connected foreground components per frame (B, T), by max-label propagation over 8-neighbourhoods."""
-    mask = _downsampled(foreground(video))[0] > 0  # (B, T, H, W), at most 32×32
-    b, t, h, w = mask.shape
-    m = rearrange(mask, "b t h w -> (b t) 1 h w").float()
-    own = torch.arange(1, h * w + 1, device=m.device, dtype=torch.float32).view(1, 1, h, w)
-    labels = own * m
+def component_labels(mask: torch.Tensor, max_iters: int = 256) -> torch.Tensor:
+    """(N, H, W) bool -> (N, H, W) float labels of the 8-connected foreground components (0: background).
+
+    Every foreground pixel starts with its own id (1 + its flat index) and takes the largest id in its 3×3
+    neighbourhood until nothing changes: each component ends labelled with its largest pixel id.
+    """
+    if mask.dtype != torch.bool or mask.ndim != 3:
+        raise ValueError(f"expected a (N, H, W) bool mask, got {tuple(mask.shape)} {mask.dtype}")
+    n, h, w = mask.shape
+    m = mask[:, None].float()  # (N, 1, H, W)
+    labels = torch.arange(1, h * w + 1, device=m.device, dtype=torch.float32).view(1, 1, h, w) * m
     for _ in range(max_iters):
         new = F.max_pool2d(labels, 3, stride=1, padding=1) * m
         if torch.equal(new, labels):
             break
         labels = new
-    roots = ((labels == own) & (m > 0)).sum((1, 2, 3))  # one pixel per component keeps its own label
+    return labels[:, 0]
+
+
+def largest_component(mask: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) bool -> (N, H, W) bool: each mask's largest 8-connected component (an empty mask stays empty;
+    ties: the component with the smaller label)."""
+    labels = component_labels(mask, max_iters=mask.shape[-2] * mask.shape[-1]).long()  # (N, H, W)
+    flat = labels.flatten(1)
+    counts = torch.zeros(len(flat), flat.shape[1] + 1, device=mask.device).scatter_add_(
+        1, flat, torch.ones_like(flat, dtype=torch.float))
+    counts[:, 0] = 0  # the background is no component
+    return (labels == counts.argmax(1).view(-1, 1, 1)) & mask
+
+
+def count_objects(video: torch.Tensor, max_iters: int = 256) -> torch.Tensor:
+    """Connected foreground components per frame (B, T), 8-connected (:func:`component_labels`)."""
+    mask = _downsampled(foreground(video))[0] > 0  # (B, T, H, W), at most 32×32
+    b, t, h, w = mask.shape
+    m = rearrange(mask, "b t h w -> (b t) h w")
+    labels = component_labels(m, max_iters)
+    own = torch.arange(1, h * w + 1, device=m.device, dtype=torch.float32).view(1, h, w)
+    roots = ((labels == own) & m).sum((1, 2))  # one pixel per component keeps its own label
     return roots.view(b, t)
 
 
