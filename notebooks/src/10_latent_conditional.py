@@ -42,12 +42,12 @@
 # | profile | data | models and training | time |
 # |---|---|---|---|
 # | `smoke` | digits 16×16×8, shapes 32×32×8 | tiny, 2 steps each | < 1 min on 2 CPU cores (checks only) |
-# | `cpu` | digits 16×16×16, shapes 32×32×8 | small, 0.75–2.5 min each | ≈ 10 min on 2 CPU cores: blobs |
+# | `cpu` | digits 16×16×16, shapes 32×32×8 | small, 0.75–2.5 min each | ≈ 6 min on 2 CPU cores: blobs |
 # | `gpu` | digits 32×32×16 (the protocol), shapes 32×32×16 | as below | ≈ 8.5 min on one GPU |
 #
 # In the gpu profile the autoencoder (3.0M parameters) trains for 0.5 min; the latent U-Net (21.8M) and chapter 08's
-# pixel U-Net (5.2M) each get 7·10¹⁵ training FLOPs, the autoencoder's counted against the latent side (about 1.3
-# and 2 minutes); the conditional DiT (22M) trains for 2.3 minutes, compiled.
+# pixel U-Net (5.2M) each get 7·10¹⁵ training FLOPs, the autoencoder's counted against the latent side, within
+# time guards of 1.8 and 2.3 minutes; the conditional DiT (22M) trains for 2.5 minutes, compiled.
 
 # %%
 import time
