@@ -32,6 +32,23 @@ def test_write_keeps_outputs_of_unchanged_cells(tmp_path):
     assert nb.cells[0].outputs[0].text == "1\n" and nb.cells[1].source == "print(3)" and not nb.cells[1].outputs
 
 
+def test_write_keeps_the_executed_notebooks_widget_state(tmp_path):
+    """The widget state of an executed notebook lives in its metadata: regenerating it from an edited source must
+    not drop it, or the kept widget outputs show as text even in a trusted notebook."""
+    src = tmp_path / "src" / "99_demo.py"
+    src.parent.mkdir()
+    src.write_text("# %% [markdown]\n# Prose.\n\n# %%\nshow()\n")
+    nb = nbformat.read(write_notebook(src), as_version=4)
+    state = {"application/vnd.jupyter.widget-state+json": {"state": {"abc": {"model_name": "IntSliderModel"}},
+                                                          "version_major": 2, "version_minor": 0}}
+    nb.metadata["widgets"] = state
+    nbformat.write(nb, tmp_path / "99_demo.ipynb")
+    src.write_text("# %% [markdown]\n# Edited prose.\n\n# %%\nshow()\n")
+    nb = nbformat.read(write_notebook(src), as_version=4)
+    assert nb.metadata["widgets"] == state and nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.cells[0].source == "Edited prose."
+
+
 @pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
 def test_every_source_matches_its_notebook(source):
     notebook = source.parent.parent / f"{source.stem}.ipynb"

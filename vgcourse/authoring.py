@@ -11,7 +11,8 @@ A source ``notebooks/src/01_vae_and_gan.py`` holds the cells in order::
 
 Plain text diffs and reviews well, and ruff lints it; the notebook is what learners open and what the build
 executes. ``python -m vgcourse.authoring notebooks/src/01_vae_and_gan.py`` writes ``notebooks/01_vae_and_gan.ipynb``
-(unexecuted; a GPU build fills in the outputs), keeping the outputs of any cell whose source did not change.
+(unexecuted; a GPU build fills in the outputs), keeping the outputs of any cell whose source did not change and the
+notebook's metadata (the widget state an executed notebook carries, so that its kept widgets still render).
 A test checks that every source and its notebook hold the same cells.
 """
 
@@ -57,9 +58,11 @@ def write_notebook(source: Path, target: Path | None = None) -> Path:
     cells whose source is unchanged."""
     source = Path(source)
     target = target or source.parent.parent / f"{source.stem}.ipynb"
-    old = {}
+    old, metadata = {}, {}
     if target.is_file():
-        for c in nbformat.read(target, as_version=4).cells:
+        previous = nbformat.read(target, as_version=4)
+        metadata = dict(previous.metadata)    # an executed notebook's widget state and language_info stay with it
+        for c in previous.cells:
             old.setdefault((c.cell_type, c.source), c)
     cells = []
     for kind, text in parse_source(source.read_text()):
@@ -69,9 +72,8 @@ def write_notebook(source: Path, target: Path | None = None) -> Path:
             cells.append(nbformat.v4.new_markdown_cell(text))
         else:
             cells.append(nbformat.v4.new_code_cell(text))
-    nb = nbformat.v4.new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"}})
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={"language_info": {"name": "python"}} | metadata | {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}})
     nbformat.write(nb, target)
     return target
 

@@ -27,7 +27,7 @@
 # | profile | clips per row against held-out clips | time |
 # |---|---|---|
 # | `smoke` | 16 against 32 | < 1 min on 2 CPU cores (checks only: too few clips for a meaningful fd) |
-# | `cpu` | 128 against 256 | ≈ 5 min on 2 CPU cores |
+# | `cpu` | 128 against 256 | ≈ 2 min on 2 CPU cores |
 # | `gpu` | 384 against 512 (the course's protocol) | ≈ 1 min on one H200 |
 #
 # The committed outputs come from the gpu profile: its numbers are the ones every later chapter is read against.
