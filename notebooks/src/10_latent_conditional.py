@@ -760,10 +760,9 @@ print("CFG with s = 3 matches vgcourse.diffusion.guided_eps")
 # tubelets (8×8×16 = 1,024 tokens), 8 blocks of width 384, 3D sin-cos positions, and chapter 12's factorised
 # layout (Latte): blocks alternate attention within each frame (64 tokens) and across the 16 frames at each
 # position. It trains on the linear schedule with v-prediction, AdamW at 4·10⁻⁴ after the warm-up, decayed on a
-# cosine to a tenth of that by the end of its minutes (the last steps, taken at a small rate, clean up edges that a
-# large rate keeps shaking), β₂ = 0.99, batch 64, compiled. (The same model with a factorised U-Net backbone drew
-# colour and shape but moved the object in a direction of the noise's choosing, whatever the caption said; the
-# transformer reads the direction word.)
+# cosine to a tenth of that by the end of its minutes, β₂ = 0.99, batch 64, compiled. (The same model with a
+# factorised U-Net backbone drew colour and shape but moved the object in a direction of the noise's choosing,
+# whatever the caption said; the transformer reads the direction word.)
 #
 # The training loss, with its conditions dropped and its given frames clean, is `my_v_loss` of §5; checked against
 # the package's on the toy:
