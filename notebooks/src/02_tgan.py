@@ -29,7 +29,7 @@
 # | profile | clips | networks | training (4 runs, then the headline) | time |
 # |---|---|---|---|---|
 # | `smoke` | 16×16, 8 frames | tiny | 4 steps each, + 2 | < 1 min on 2 CPU cores (checks only) |
-# | `cpu` | 16×16, 8 frames | narrow (G₁ 64 → 1, critic 16 → 32) | 0.75 min each, + 2 min | ≈ 6 min on 2 CPU cores |
+# | `cpu` | 16×16, 8 frames | narrow (G₁ 64 → 1, critic 16 → 32) | 0.75 min each, + 2 min | ≈ 5 min on 2 CPU cores |
 # | `gpu` | 32×32, 16 frames | G₀ 0.8M + G₁ 1.1M, critic 2.6M | 0.6 min each, + 4.5 min | ≈ 7.5 min on one H100/H200 |
 #
 # The smoke and cpu profiles work at 16×16 with 8 frames, and the clip metrics' probes read them at 32×32; their
