@@ -32,7 +32,7 @@
 # | profile | tokenizers | training (3D + per-frame, then the 3D one's second cycle) | time |
 # |---|---|---|---|
 # | `smoke` | tiny (16 channels, 32 codes) | 2 + 2 steps, then 2, batch 2 | about 1 min on 2 CPU cores |
-# | `cpu` | 32 channels, 512 codes | 2 + 2 min, then 1 min, batch 8 | ≈ 9 min on 2 CPU cores |
+# | `cpu` | 32 channels, 512 codes | 2 + 2 min, then 1 min, batch 8 | ≈ 6 min on 2 CPU cores |
 # | `gpu` | 64 channels, 512 codes | 2.25 + 2.25 min, then 1.25 min, batch 64, compiled | ≈ 7 min on one H200 |
 #
 # The smoke profile only checks that everything runs; the cpu profile draws blurry digits; the committed outputs

@@ -31,7 +31,7 @@
 # | profile | tokenizer | prior | training | time |
 # |---|---|---|---|---|
 # | `smoke` | tiny (16 channels, 32 codes) | 2 layers × 32 | 2 + 2 steps | under 1 min on 2 CPU cores (checks only) |
-# | `cpu` | 32 channels, 512 codes | 4 layers × 128 | 2 min + 3 min | ≈ 9 min on 2 CPU cores |
+# | `cpu` | 32 channels, 512 codes | 4 layers × 128 | 2 min + 3 min | ≈ 5 min on 2 CPU cores |
 # | `gpu` | 64 channels, 512 codes, 1.1M | 8 layers × 512, 26M | 1.5 + 4.25 min, compiled | ≈ 8.5 min on one H200 |
 #
 # The smoke profile only checks that everything runs; the cpu profile draws blurred digits; the committed outputs
