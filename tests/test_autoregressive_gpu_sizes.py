@@ -48,7 +48,9 @@ WINDOW, LONG_FRAMES = 17, 48                          # frames of a training cli
 TOKENIZER_07 = CViViTConfig(in_channels=3, image_size=32, patch_size=4, temporal_patch=4, dim=256, heads=4,
                             spatial_depth=2, temporal_depth=2, codebook_size=512, embedding_dim=32)
 WIDTH, LAYERS, HEADS, TEXT_DIM = 384, 8, 6, 128       # the masked transformer and its caption encoder
-P_UNCOND, GUIDANCE, DECODE_STEPS = 0.1, 3.0, 12
+P_UNCOND, DECODE_STEPS = 0.1, 12
+GUIDANCE_GRID = (1.0, 2.0, 3.0)                       # scales tried on validation prompts
+GUIDANCE = max(GUIDANCE_GRID)                          # the strongest of them, for the decoding checks below
 
 
 # ---- the models, built as the notebooks build them -----------------------------------------------------------------
@@ -135,7 +137,8 @@ def test_the_models_here_are_the_notebooks_gpu_choices(vq, prior, cvivit, maskgi
     assert eval(assigned(PHENAKI, "tok_cfg"), {"CViViTConfig": CViViTConfig}) == TOKENIZER_07 == cvivit.cfg
     assert eval(assigned(PHENAKI, "(width, layers, heads, text_dim)")) == (WIDTH, LAYERS, HEADS, TEXT_DIM)
     assert eval(assigned(PHENAKI, "(window, long_frames, speed)")) == (WINDOW, LONG_FRAMES, 0.4)
-    assert eval(assigned(PHENAKI, "(p_uncond, guidance, decode_steps)")) == (P_UNCOND, GUIDANCE, DECODE_STEPS)
+    assert eval(assigned(PHENAKI, "(p_uncond, decode_steps)")) == (P_UNCOND, DECODE_STEPS)
+    assert eval(assigned(PHENAKI, "guidance_grid")) == GUIDANCE_GRID
     sizes = dict(tok_cfg=TOKENIZER_07, grid=maskgit.config.grid, layers=LAYERS, heads=HEADS, width=WIDTH)
     assert eval(assigned(PHENAKI, "gen_cfg"), {"MaskGITConfig": MaskGITConfig, **sizes}) == maskgit.config
     # the model line, which the maskgit fixture writes out
