@@ -37,16 +37,25 @@ def results_dir(profile: str | None = None) -> Path:
     return build_dir(profile or current_profile()) / "results"
 
 
+RUN_INPUTS = ("vgcourse", "notebooks/src", "data")   # what a run executes and reads; notebooks/ is what it writes
+
+
 def git_commit() -> str | None:
-    """The commit of the code that ran: ``$VGCOURSE_COMMIT`` (set where the tree travels without .git) or git's."""
+    """The commit of the code that ran: ``$VGCOURSE_COMMIT`` (set where the tree travels without .git) or git's,
+    with ``-dirty`` appended when the package, a notebook source or the shipped data differs from that commit
+    (uncommitted edits ran, so the commit alone does not name them)."""
     if os.environ.get("VGCOURSE_COMMIT"):
         return os.environ["VGCOURSE_COMMIT"]
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or None
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=5).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *RUN_INPUTS],
+                                 cwd=REPO_ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
+    if not head:
+        return None
+    return head + "-dirty" if changed else head
 
 
 def device_name() -> str:
