@@ -3,7 +3,17 @@
 import pytest
 import torch
 
-from vgcourse.metrics import PROTOCOL, bar, mean_se, past_the_floor, reference_rows, score, show_bars, verdict
+from vgcourse.metrics import (
+    PROTOCOL,
+    bar,
+    floor_fd,
+    mean_se,
+    past_the_floor,
+    reference_rows,
+    score,
+    show_bars,
+    verdict,
+)
 from vgcourse.metrics.protocol import format_rows, headline
 
 
@@ -53,6 +63,14 @@ def test_past_the_floor_shows_only_models_below_it_by_one_standard_error(capsys)
     printed = capsys.readouterr().out
     assert "not shown: at the floor, fd 35.0" in printed and "not shown: noise, fd 230.0" in printed
     assert "trained" not in printed
+
+
+def test_the_floor_is_twice_the_shuffled_row_at_the_same_n(rows_and_evaluator):
+    rows, _ = rows_and_evaluator
+    floor = floor_fd(rows)
+    assert floor == 2 * rows["shuffled frames"]["fd"]
+    assert rows["real"]["fd"] < rows["shuffled frames"]["fd"] < floor < rows["noise"]["fd"]   # real pass, noise not
+    assert past_the_floor({k: rows[k] for k in ("real", "noise")}, floor) == ["real"]
 
 
 def test_headline_and_table(rows_and_evaluator):

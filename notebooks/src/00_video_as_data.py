@@ -236,7 +236,7 @@ for size in (32, 64):
 
 # %%
 from vgcourse.metrics import PROTOCOL, add_noise, blur, score
-from vgcourse.metrics.protocol import format_rows, reference_rows, verdict
+from vgcourse.metrics.protocol import floor_fd, format_rows, reference_rows, verdict
 
 n_gen = pick(smoke=16, cpu=128, gpu=PROTOCOL.n_gen)        # clips per row (a later chapter's generated clips)
 n_real = pick(smoke=32, cpu=256, gpu=PROTOCOL.n_real)      # held-out reference clips
@@ -473,6 +473,7 @@ print(f"at n = {n_check}: real fd varies by {spread:.2f} (sd) between {draws} in
 
 # %%
 floor, target = 2 * rows["shuffled frames"]["fd"], rows["frozen frames"]["fd"]
+assert floor == floor_fd(rows)                  # the package's floor_fd, which the later chapters call
 print(f"at n = {n_gen} against {n_real}: the floor (2 × shuffled frames) is fd {floor:.1f}, the target (frozen "
       f"frames) fd {target:.1f}\n")
 print(f"{'':12s}{'fd':>16s}   {'below the target?':18s} below the floor?")

@@ -75,7 +75,7 @@ from vgcourse.display import filmstrip, plot_curves, side_by_side
 from vgcourse.exercises import check, solution
 from vgcourse.metrics import PROTOCOL, Evaluator
 from vgcourse.metrics.corruptions import freeze_frames, shuffle_frames
-from vgcourse.metrics.protocol import format_rows, headline, mean_se, reference_rows, score, verdict
+from vgcourse.metrics.protocol import floor_fd, format_rows, headline, mean_se, reference_rows, score, verdict
 from vgcourse.nn import count_parameters, randomised
 from vgcourse.results import PartTimer, num, timed
 from vgcourse.train import make_trainer
@@ -636,7 +636,7 @@ if S.compile:
 
 evaluator = Evaluator(data, n_real=n_real, device=S.device)
 rows = reference_rows(evaluator, n=n_gen)          # real, shuffled frames, frozen frames, noise, mean video
-floor = 2 * rows["shuffled frames"]["fd"]
+floor = floor_fd(rows)
 print(format_rows(rows, ("fd", "frame_quality", "identity_consistency", "motion_consistency")))
 print(f"the floor (twice the shuffled-frame row): fd {floor:.1f}")
 

@@ -112,6 +112,7 @@ from vgcourse.metrics import (
 from vgcourse.metrics.protocol import (
     PROTOCOL,
     bar,
+    floor_fd,
     format_rows,
     headline,
     mean_se,
@@ -572,7 +573,7 @@ plot_curves(pixel_trainer.history, keys=["loss"], smooth=0.6, logy=True, title="
 
 # %%
 print(format_rows(rows | scores, ("fd", "frame_quality", "identity_consistency", "motion_consistency", "diversity")))
-floor = 2 * rows["shuffled frames"]["fd"]
+floor = floor_fd(rows)
 latent_bar = 15.0
 for name in ("latent U-Net", "pixel U-Net"):
     s_ = scores[name]

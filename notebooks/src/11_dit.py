@@ -80,7 +80,7 @@ from vgcourse.dit import (
 )
 from vgcourse.exercises import check, solution
 from vgcourse.metrics import PROTOCOL, reference_rows, score, verdict
-from vgcourse.metrics.protocol import format_rows, headline
+from vgcourse.metrics.protocol import floor_fd, format_rows, headline
 from vgcourse.results import PartTimer, num
 from vgcourse.train import configure_adamw, count_flops, make_trainer, warmup_cosine
 from vgcourse.train.distributed import init_distributed, shard_batches, unwrap, wrap_model
@@ -492,7 +492,7 @@ main_model = main_trainer.ema.model
 main_samples = sample(main_model, n_gen)
 main_scores = score(evaluator, main_samples)
 metrics_shown = ("fd", "frame_quality", "identity_consistency", "diversity", "motion_consistency")
-floor = 2 * rows["shuffled frames"]["fd"]                      # below it, a model no longer draws noise
+floor = floor_fd(rows)                                         # below it, a model no longer draws noise
 timer.lap("the chapter's DiT: sampling and scoring")
 print(format_rows(rows | {"the chapter's DiT": main_scores}, metrics_shown))
 

@@ -102,7 +102,7 @@ from vgcourse.metrics import (
     seam_jumps,
 )
 from vgcourse.metrics.attributes import FILL_SQUARE, FILL_TRIANGLE
-from vgcourse.metrics.protocol import format_rows, headline, mean_se, reference_rows, score, verdict
+from vgcourse.metrics.protocol import floor_fd, format_rows, headline, mean_se, reference_rows, score, verdict
 from vgcourse.metrics.suite import SmallSampleWarning
 from vgcourse.nn import count_parameters
 from vgcourse.nn.attention import attention
@@ -155,7 +155,7 @@ print(f"data: {data}; DiTs of {arch['depth']} blocks × {arch['hidden_size']}, {
 # %%
 evaluator = PROTOCOL.evaluator(S.device, n_real=n_real)      # the held-out clips' statistics, once
 rows = reference_rows(evaluator, n=n_gen)
-floor = 2 * rows["shuffled frames"]["fd"]
+floor = floor_fd(rows)
 print(format_rows(rows))
 print(f"the floor (twice the shuffled-frame row): fd {floor:.1f}")
 timer.lap("reference rows")

@@ -93,6 +93,13 @@ def verdict(value: float, bar: float, se: float, lower_is_better: bool = True) -
     return "not met" if margin < -se else "not resolved"
 
 
+def floor_fd(rows: dict[str, dict]) -> float:
+    """The floor for showing a model's samples (COURSE.md, Quality rules; chapter 00 §8): twice the fd of the
+    shuffled-frame row of ``rows`` (:func:`reference_rows`, at the n the model is scored at). Below it a model draws
+    digits that move; above it, what it draws is closer to noise than to clips with their order lost."""
+    return 2 * rows["shuffled frames"]["fd"]
+
+
 def past_the_floor(scores: dict[str, dict], floor: float) -> list[str]:
     """The names in ``scores`` ({name: {'fd', 'fd_se', ...}}) whose fd is below ``floor`` by one standard error,
     in order: the only models whose samples a chapter shows (COURSE.md, Quality rules). Each other one is named
