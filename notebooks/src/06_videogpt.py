@@ -32,7 +32,7 @@
 # |---|---|---|---|---|
 # | `smoke` | tiny (16 channels, 32 codes) | 2 layers × 32 | 2 + 2 steps | under 1 min on 2 CPU cores (checks only) |
 # | `cpu` | 32 channels, 512 codes | 4 layers × 128 | 2 min + 3 min | ≈ 5 min on 2 CPU cores |
-# | `gpu` | 64 channels, 512 codes, 1.1M (shipped) | 8 layers × 512, 26M | 5.5 min, compiled | ≈ 7.5 min on one H200 |
+# | `gpu` | 64 channels, 512 codes, 1.1M (shipped) | 8 layers × 512, 26M | 5.5 min, compiled | ≈ 9 min on one H100 |
 #
 # The smoke profile only checks that everything runs; the cpu profile draws blurred digits; the committed outputs
 # come from the gpu profile.
