@@ -14,7 +14,7 @@ from vgcourse.metrics import (
     show_bars,
     verdict,
 )
-from vgcourse.metrics.protocol import format_rows, headline
+from vgcourse.metrics.protocol import format_rows, headline, shortfalls
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +106,17 @@ def test_bar_counts_the_lines_own_standard_error():
     text = show_bars({"fd below frozen": bar(9.0, 10.0, se=0.6), "accuracy": b})
     assert text.splitlines()[0].strip().startswith("met: fd below frozen: 9.000 ± 0.600 against 10.000 (clears")
     assert "not met: accuracy" in text and "misses it by 0.050" in text
+
+
+def test_shortfalls_name_what_falls_short_of_real_worst_first(rows_and_evaluator):
+    rows, _ = rows_and_evaluator
+    real = rows["real"]
+    assert shortfalls(real, real) == []                                   # real clips fall short of nothing
+    frozen = shortfalls(rows["frozen frames"], real)                      # perfect frames that do not move
+    assert frozen[0] == f"speed_ratio 0.00 (real {real['speed_ratio']:.2f})"   # the worst: no motion at all
+    assert not any(line.startswith(("frame_quality", "identity")) for line in frozen)
+    model = real | {"diversity": 0.5 * real["diversity"], "frame_quality": 0.8 * real["frame_quality"],
+                    "identity_consistency": 0.95 * real["identity_consistency"]}   # within 10%: not named
+    lines = shortfalls(model, real)
+    assert [line.split()[0] for line in lines] == ["diversity", "frame_quality"]   # the worst first
+    assert shortfalls(model, real, tolerance=0.6) == []

@@ -147,6 +147,20 @@ def show_bars(bars: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def shortfalls(scores: dict, real: dict, tolerance: float = 0.1) -> list[str]:
+    """Where a model's clips fall short of real ones, worst first: each of frame quality, identity consistency,
+    motion consistency and diversity more than ``tolerance`` (a fraction) below the real row's, and a speed ratio
+    more than ``tolerance`` away from 1. Inputs: two rows of :func:`score` (the model's, the real clips'). Returns
+    lines such as 'diversity 0.13 (real 1.00)'; empty where the model is within ``tolerance`` everywhere."""
+    gaps = [(scores[m] / real[m], f"{m} {scores[m]:.2f} (real {real[m]:.2f})")
+            for m in ("frame_quality", "identity_consistency", "motion_consistency", "diversity")
+            if scores[m] < (1 - tolerance) * real[m]]
+    if abs(scores["speed_ratio"] - 1) > tolerance:
+        gaps.append((1 - abs(scores["speed_ratio"] - 1),
+                     f"speed_ratio {scores['speed_ratio']:.2f} (real {real['speed_ratio']:.2f})"))
+    return [text for _, text in sorted(gaps)]
+
+
 def headline(scores: dict, *, n_real: int, minutes: float, **extra) -> dict:
     """The numbers a results file leads with (``metrics.headline``): fd with its SE, frame quality, identity,
     diversity, motion, ``n_gen``, ``n_real`` and the minutes of training, plus any ``extra`` numbers."""
