@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from vgcourse.autoregressive.gpt import GPT, NO_CLASS, GPTConfig
 from vgcourse.checkpoint import load_shipped
@@ -132,6 +134,26 @@ def prior_loss(model: GPT, batch: tuple[torch.Tensor, torch.Tensor | None]) -> d
     codes, y = batch
     _, loss = model(codes, y if model.config.num_classes else None)
     return {"loss": loss, "bits_per_token": loss.detach() / math.log(2)}
+
+
+@torch.no_grad()
+def heldout_bits_per_clip(model: nn.Module, codes: torch.Tensor, labels: torch.Tensor | None,
+                          batch: int = 256) -> torch.Tensor:
+    """Each held-out clip's mean negative log-likelihood, −(1/L) Σᵢ log₂ p(xᵢ | x₍<ᵢ₎, y), in bits per code: (N,)
+    on the CPU, so that two models read on the same clips can be compared clip by clip (``mean_se`` of the
+    differences). ``model``: a :class:`GPT` or anything with its ``forward(codes, y) -> (logits, loss)`` and
+    ``config.num_classes``; codes (N, t, h, w), labels (N,) or None."""
+    model = model.eval()
+    device_type = codes.device.type
+    out = []
+    for i in range(0, codes.shape[0], batch):
+        chunk = codes[i:i + batch].long()
+        y = None if labels is None or not model.config.num_classes else labels[i:i + batch]
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"):
+            logits, _ = model(chunk, y)  # (b, L, K)
+        nll = F.cross_entropy(logits.float().flatten(0, 1), chunk.flatten(), reduction="none")  # (b·L,) nats
+        out.append(nll.view(chunk.shape[0], -1).mean(1).cpu() / math.log(2))
+    return torch.cat(out)
 
 
 @torch.no_grad()

@@ -1,0 +1,116 @@
+"""A recurrent prior over a clip's codes: the sequential baseline for the transformer's parallel training.
+
+Before transformers, sequence models were recurrent: an RNN reads x_1, x_2, ... one at a time and predicts each
+next token from its state (Cho et al. 2014's GRU). It models p(x) = ∏ᵢ p(xᵢ | x₍<ᵢ₎) exactly as a causal
+transformer does, and in teacher forcing it sees the same right-shifted codes, but its state at position i needs its
+state at i − 1, so the L positions of a clip are computed one after another, where a causal transformer computes all
+of them at once (Vaswani et al. 2017, §4: "the number of sequential operations"). The survey (§2.1) credits this
+parallel training for the transformer era; :class:`GRUPrior` has the interface of
+:class:`vgcourse.autoregressive.gpt.GPT` (``forward``, ``config.num_classes``), so that the same loop, loss
+(:func:`vgcourse.autoregressive.videogpt.prior_loss`) and held-out bits measure both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class GRUPriorConfig:
+    """Sizes of a :class:`GRUPrior`: a code grid (T, H, W) read in raster order, ``vocab_size`` codes,
+    ``num_classes`` class labels (0: unconditional), ``n_layer`` stacked GRUs of ``hidden`` units."""
+
+    vocab_size: int = 512
+    grid: tuple[int, int, int] = (4, 8, 8)
+    n_layer: int = 2
+    hidden: int = 512
+    num_classes: int = 0
+
+    def __post_init__(self):
+        self.grid = tuple(self.grid)
+        if len(self.grid) != 3 or min(self.grid) < 1 or self.vocab_size < 2 or self.n_layer < 1 or self.hidden < 1:
+            raise ValueError(f"expected a grid (T, H, W) of positive sides, vocab_size >= 2, n_layer >= 1 and "
+                             f"hidden >= 1, got grid={self.grid}, vocab_size={self.vocab_size}, "
+                             f"n_layer={self.n_layer}, hidden={self.hidden}")
+
+    @property
+    def block_size(self) -> int:
+        """L = T·H·W codes per clip."""
+        return self.grid[0] * self.grid[1] * self.grid[2]
+
+
+class GRUPrior(nn.Module):
+    """A GRU language model over the raster-ordered codes of a clip.
+
+    Token embedding (the K codes, a start token K and one start token per class, as GPT's) -> ``n_layer`` GRUs
+    (Cho et al. 2014, eq. (5)-(8): r = σ(W_r x + U_r h), z = σ(W_z x + U_z h), h̃ = tanh(W x + U (r ⊙ h)),
+    h' = z ⊙ h + (1 − z) ⊙ h̃) -> LayerNorm -> a linear head to the K code logits. No position table: the state
+    carries where in the sequence it is.
+
+    Inputs (forward): codes (B, T, H, W) or (B, L) integers, labels y (B,) or None. Returns logits (B, L, K) and the
+    mean cross-entropy in nats per code, as :meth:`GPT.forward`.
+    """
+
+    def __init__(self, config: GRUPriorConfig):
+        super().__init__()
+        self.config = config
+        k, d = config.vocab_size, config.hidden
+        self.tok_emb = nn.Embedding(k + 1 + config.num_classes, d)
+        self.gru = nn.GRU(d, d, num_layers=config.n_layer, batch_first=True)
+        self.ln_f = nn.LayerNorm(d)
+        self.head = nn.Linear(d, k, bias=False)
+
+    def start_ids(self, batch: int, y: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+        """(B, 1): the start token K, or K + 1 + y for class labels y (B,) (label −1: no class, token K)."""
+        k = self.config.vocab_size
+        if y is None or not self.config.num_classes:
+            return torch.full((batch, 1), k, dtype=torch.long, device=device)
+        if y.shape != (batch,):
+            raise ValueError(f"expected labels y of shape ({batch},), got {tuple(y.shape)}")
+        return (k + 1 + y.long()).clamp_min(k).view(batch, 1).to(device)
+
+    def forward(self, tokens: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        if tokens.ndim == 4 and tuple(tokens.shape[1:]) == cfg.grid:
+            tokens = tokens.flatten(1)  # raster order (t, h, w)
+        if tokens.ndim != 2 or tokens.shape[1] != cfg.block_size or tokens.is_floating_point():
+            raise ValueError(f"expected codes of shape (B, T, H, W) = (B, {', '.join(map(str, cfg.grid))}) or "
+                             f"(B, L={cfg.block_size}) as integers, got {tuple(tokens.shape)} {tokens.dtype}")
+        ids = torch.cat([self.start_ids(tokens.shape[0], y, tokens.device), tokens[:, :-1]], dim=1)  # right shift
+        h, _ = self.gru(self.tok_emb(ids))  # (B, L, D): position i has read ids 0..i, one step after another
+        logits = self.head(self.ln_f(h))  # (B, L, K)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), tokens.flatten())  # -log p(x_i | x_<i), averaged
+        return logits, loss
+
+
+def gru_parameters(config: GRUPriorConfig, non_embedding: bool = False) -> int:
+    """Parameters of a :class:`GRUPrior`: per layer 3·(2·D² + 2·D) (PyTorch's GRU keeps an input and a hidden bias
+    per gate), the LayerNorm's 2·D, the head's K·D and, unless ``non_embedding``, the token table."""
+    d, k = config.hidden, config.vocab_size
+    body = config.n_layer * 3 * (2 * d * d + 2 * d) + 2 * d + k * d
+    return body if non_embedding else body + (k + 1 + config.num_classes) * d
+
+
+def gru_flops_per_token(config: GRUPriorConfig) -> float:
+    """Training FLOPs (forward and backward) per code: 6N over the N non-embedding parameters, the same count as
+    :func:`vgcourse.autoregressive.gpt.flops_per_token` without its attention term (a GRU has none)."""
+    return 6.0 * gru_parameters(config, non_embedding=True)
+
+
+def gru_matching(params: int, vocab_size: int, grid: tuple[int, int, int], n_layer: int = 2,
+                 num_classes: int = 0) -> GRUPriorConfig:
+    """The :class:`GRUPriorConfig` of ``n_layer`` layers whose parameter count is closest to ``params`` (say, a
+    GPT's), for a comparison at equal parameters."""
+    if params < 1:
+        raise ValueError(f"expected a positive number of parameters, got {params}")
+    # n_layer·6D² + (2K + 1 + C + 6·n_layer + 2)·D ≈ params: the positive root, then the best integer near it
+    a, b = 6 * n_layer, 2 * vocab_size + 1 + num_classes + 6 * n_layer + 2
+    root = (-b + math.sqrt(b * b + 4 * a * params)) / (2 * a)
+    candidates = [GRUPriorConfig(vocab_size, grid, n_layer, max(1, d), num_classes)
+                  for d in range(max(1, int(root) - 2), int(root) + 3)]
+    return min(candidates, key=lambda c: abs(gru_parameters(c) - params))
