@@ -85,3 +85,12 @@ def test_the_same_loop_pieces_train_and_read_it():
     after = heldout_bits_per_clip(model, codes[:8], None)
     assert after.shape == (8,) and after.mean() < 0.5 * before.mean()  # a deterministic sequence is learnt
     assert heldout_bits(model, codes[:8], None) == pytest.approx(after.mean().item(), rel=1e-4)
+
+
+def test_runs_under_autocast_with_the_gru_in_fp32():
+    model = GRUPrior(GRUPriorConfig(vocab_size=16, grid=GRID, n_layer=1, hidden=8))
+    codes = torch.randint(16, (2, *GRID))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, loss = model(codes)
+    assert logits.shape == (2, 18, 16) and torch.isfinite(loss)
+    torch.testing.assert_close(loss, model(codes)[1], rtol=0.05, atol=0.05)   # only the head ran in bf16

@@ -53,7 +53,7 @@ class GRUPrior(nn.Module):
     carries where in the sequence it is.
 
     Inputs (forward): codes (B, T, H, W) or (B, L) integers, labels y (B,) or None. Returns logits (B, L, K) and the
-    mean cross-entropy in nats per code, as :meth:`GPT.forward`.
+    mean cross-entropy in nats per code, as :meth:`GPT.forward`. The GRU itself runs in fp32 under any autocast.
     """
 
     def __init__(self, config: GRUPriorConfig):
@@ -82,7 +82,9 @@ class GRUPrior(nn.Module):
             raise ValueError(f"expected codes of shape (B, T, H, W) = (B, {', '.join(map(str, cfg.grid))}) or "
                              f"(B, L={cfg.block_size}) as integers, got {tuple(tokens.shape)} {tokens.dtype}")
         ids = torch.cat([self.start_ids(tokens.shape[0], y, tokens.device), tokens[:, :-1]], dim=1)  # right shift
-        h, _ = self.gru(self.tok_emb(ids))  # (B, L, D): position i has read ids 0..i, one step after another
+        x = self.tok_emb(ids)  # (B, L, D)
+        with torch.autocast(x.device.type, enabled=False):  # the GRU in fp32: cuDNN's in bf16 needs cuDNN >= 9.13
+            h, _ = self.gru(x.float())  # (B, L, D): position i has read ids 0..i, one step after another
         logits = self.head(self.ln_f(h))  # (B, L, K)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), tokens.flatten())  # -log p(x_i | x_<i), averaged
         return logits, loss
