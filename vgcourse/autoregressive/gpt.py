@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vgcourse.nn.parameters import count_parameters
-from vgcourse.nn.positions import GridPositions
+from vgcourse.nn.positions import GridPositions, raster_codes
 from vgcourse.nn.transformer import Block, KVCache
 
 NO_CLASS = -1  # the label of "no class": the unconditional start token (classifier-free guidance)
@@ -123,14 +123,8 @@ class GPT(nn.Module):
         return (k + 1 + y.long()).view(batch, 1).to(device)
 
     def _flat(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Codes (B, T, H, W) or (B, L) -> (B, L), checked."""
-        cfg = self.config
-        if tokens.ndim == 4 and tuple(tokens.shape[1:]) == cfg.grid:
-            tokens = tokens.flatten(1)  # raster order (t, h, w)
-        if tokens.ndim != 2 or tokens.shape[1] != cfg.block_size or tokens.is_floating_point():
-            raise ValueError(f"expected codes of shape (B, T, H, W) = (B, {', '.join(map(str, cfg.grid))}) or "
-                             f"(B, L={cfg.block_size}) as integers, got {tuple(tokens.shape)} {tokens.dtype}")
-        return tokens
+        """Codes (B, T, H, W) or (B, L) -> (B, L) in raster order, checked (:func:`raster_codes`)."""
+        return raster_codes(tokens, self.config.grid)
 
     def logits(self, ids: torch.Tensor, cache: list[KVCache] | None = None) -> torch.Tensor:
         """The transformer on input ids (B, n) at the next n grid positions (after the cached ones): (B, n, K)."""

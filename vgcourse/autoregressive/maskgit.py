@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vgcourse.nn.positions import GridPositions
+from vgcourse.nn.positions import GridPositions, raster_codes
 from vgcourse.nn.transformer import Block
 
 
@@ -111,13 +111,8 @@ class MaskGIT(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def _flat(self, tokens: torch.Tensor) -> torch.Tensor:
-        cfg = self.config
-        if tokens.ndim == 4 and tuple(tokens.shape[1:]) == cfg.grid:
-            tokens = tokens.flatten(1)  # raster order (t, h, w)
-        if tokens.ndim != 2 or tokens.shape[1] != cfg.block_size or tokens.is_floating_point():
-            raise ValueError(f"expected codes of shape (B, T, H, W) = (B, {', '.join(map(str, cfg.grid))}) or "
-                             f"(B, N={cfg.block_size}) as integers, got {tuple(tokens.shape)} {tokens.dtype}")
-        return tokens
+        """Codes (B, T, H, W) or (B, L) -> (B, L) in raster order, checked (:func:`raster_codes`)."""
+        return raster_codes(tokens, self.config.grid)
 
     def prefix(self, ids: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor | None:
         """The condition's tokens placed before the codes, (B, P, D), or None: here the class token (P = 1)."""

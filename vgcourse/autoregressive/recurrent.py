@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vgcourse.nn.positions import raster_codes
+
 
 @dataclass
 class GRUPriorConfig:
@@ -75,12 +77,7 @@ class GRUPrior(nn.Module):
         return (k + 1 + y.long()).clamp_min(k).view(batch, 1).to(device)
 
     def forward(self, tokens: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg = self.config
-        if tokens.ndim == 4 and tuple(tokens.shape[1:]) == cfg.grid:
-            tokens = tokens.flatten(1)  # raster order (t, h, w)
-        if tokens.ndim != 2 or tokens.shape[1] != cfg.block_size or tokens.is_floating_point():
-            raise ValueError(f"expected codes of shape (B, T, H, W) = (B, {', '.join(map(str, cfg.grid))}) or "
-                             f"(B, L={cfg.block_size}) as integers, got {tuple(tokens.shape)} {tokens.dtype}")
+        tokens = raster_codes(tokens, self.config.grid)  # (B, L)
         ids = torch.cat([self.start_ids(tokens.shape[0], y, tokens.device), tokens[:, :-1]], dim=1)  # right shift
         x = self.tok_emb(ids)  # (B, L, D)
         with torch.autocast(x.device.type, enabled=False):  # the GRU in fp32: cuDNN's in bf16 needs cuDNN >= 9.13

@@ -118,3 +118,15 @@ class GridPositions(nn.Module):
         _, h, w = self.grid
         i = torch.arange(start, start + n, device=self.t.device)
         return self.t[i // (h * w)] + self.h[(i // w) % h] + self.w[i % w]  # (n, D)
+
+
+def raster_codes(tokens: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    """A clip's integer codes as one sequence in raster order (t, h, w): (B, T, H, W) -> (B, L), L = T·H·W; codes
+    already (B, L) pass through. Raises ``ValueError`` for any other shape or for float codes."""
+    length = grid[0] * grid[1] * grid[2]
+    if tokens.ndim == 4 and tuple(tokens.shape[1:]) == tuple(grid):
+        tokens = tokens.flatten(1)  # raster order (t, h, w)
+    if tokens.ndim != 2 or tokens.shape[1] != length or tokens.is_floating_point():
+        raise ValueError(f"expected codes of shape (B, T, H, W) = (B, {', '.join(map(str, grid))}) or "
+                         f"(B, L={length}) as integers, got {tuple(tokens.shape)} {tokens.dtype}")
+    return tokens
