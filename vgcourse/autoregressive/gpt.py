@@ -105,22 +105,8 @@ class GPT(nn.Module):
 
     def start_ids(self, batch: int, y: torch.Tensor | None, device: torch.device,
                   check_values: bool = False) -> torch.Tensor:
-        """(B, 1) the start token: id K, or id K + 1 + y for class labels y (B,) (their range checked with
-        ``check_values``, a device sync that training steps skip).
-
-        The label :data:`NO_CLASS` (−1) is the unconditional start token K: a class-conditional prior trained with
-        some labels dropped to it learns p(x) and p(x | y) in one network, which classifier-free guidance needs.
-        """
-        k, classes = self.config.vocab_size, self.config.num_classes
-        if y is None:
-            return torch.full((batch, 1), k, dtype=torch.long, device=device)
-        if not classes:
-            raise ValueError("this GPT is unconditional (num_classes=0), got labels y; pass y=None")
-        if y.shape != (batch,) or y.is_floating_point() or (check_values and (y.min() < NO_CLASS or
-                                                                                 y.max() >= classes)):
-            raise ValueError(f"expected labels y of shape ({batch},) in [0, {classes}) or {NO_CLASS} (no class), got "
-                             f"{tuple(y.shape)} {y.dtype}")
-        return (k + 1 + y.long()).view(batch, 1).to(device)
+        """(B, 1) the start token of this prior's codes: :func:`start_tokens`."""
+        return start_tokens(batch, y, self.config.vocab_size, self.config.num_classes, device, check_values)
 
     def _flat(self, tokens: torch.Tensor) -> torch.Tensor:
         """Codes (B, T, H, W) or (B, L) -> (B, L) in raster order, checked (:func:`raster_codes`)."""
@@ -215,6 +201,26 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
     return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)  # (B, 1)
+
+
+def start_tokens(batch: int, y: torch.Tensor | None, vocab_size: int, num_classes: int, device: torch.device,
+                 check_values: bool = False) -> torch.Tensor:
+    """(B, 1) the start token of a prior over K = ``vocab_size`` codes: id K, or id K + 1 + y for class labels y (B,)
+    (their range checked with ``check_values``, a device sync that training steps skip).
+
+    The label :data:`NO_CLASS` (−1) is the unconditional start token K: a class-conditional prior trained with
+    some labels dropped to it learns p(x) and p(x | y) in one network, which classifier-free guidance needs.
+    """
+    k = vocab_size
+    if y is None:
+        return torch.full((batch, 1), k, dtype=torch.long, device=device)
+    if not num_classes:
+        raise ValueError("this prior is unconditional (num_classes=0), got labels y; pass y=None")
+    if y.shape != (batch,) or y.is_floating_point() or (check_values and (y.min() < NO_CLASS or
+                                                                             y.max() >= num_classes)):
+        raise ValueError(f"expected labels y of shape ({batch},) in [0, {num_classes}) or {NO_CLASS} (no class), got "
+                         f"{tuple(y.shape)} {y.dtype}")
+    return (k + 1 + y.long()).view(batch, 1).to(device)
 
 
 def num_parameters(config: GPTConfig, non_embedding: bool = False) -> int:

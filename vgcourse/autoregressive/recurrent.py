@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vgcourse.autoregressive.gpt import start_tokens
+from vgcourse.nn.parameters import count_parameters
 from vgcourse.nn.positions import raster_codes
 
 
@@ -67,14 +69,10 @@ class GRUPrior(nn.Module):
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, k, bias=False)
 
-    def start_ids(self, batch: int, y: torch.Tensor | None, device: torch.device) -> torch.Tensor:
-        """(B, 1): the start token K, or K + 1 + y for class labels y (B,) (label −1: no class, token K)."""
-        k = self.config.vocab_size
-        if y is None or not self.config.num_classes:
-            return torch.full((batch, 1), k, dtype=torch.long, device=device)
-        if y.shape != (batch,):
-            raise ValueError(f"expected labels y of shape ({batch},), got {tuple(y.shape)}")
-        return (k + 1 + y.long()).clamp_min(k).view(batch, 1).to(device)
+    def start_ids(self, batch: int, y: torch.Tensor | None, device: torch.device,
+                  check_values: bool = False) -> torch.Tensor:
+        """(B, 1) the start token, as GPT's: :func:`vgcourse.autoregressive.gpt.start_tokens`."""
+        return start_tokens(batch, y, self.config.vocab_size, self.config.num_classes, device, check_values)
 
     def forward(self, tokens: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = raster_codes(tokens, self.config.grid)  # (B, L)
@@ -88,11 +86,11 @@ class GRUPrior(nn.Module):
 
 
 def gru_parameters(config: GRUPriorConfig, non_embedding: bool = False) -> int:
-    """Parameters of a :class:`GRUPrior`: per layer 3·(2·D² + 2·D) (PyTorch's GRU keeps an input and a hidden bias
-    per gate), the LayerNorm's 2·D, the head's K·D and, unless ``non_embedding``, the token table."""
-    d, k = config.hidden, config.vocab_size
-    body = config.n_layer * 3 * (2 * d * d + 2 * d) + 2 * d + k * d
-    return body if non_embedding else body + (k + 1 + config.num_classes) * d
+    """Parameters of a :class:`GRUPrior`, counted on the meta device (as :func:`~vgcourse.autoregressive.gpt.
+    num_parameters`); ``non_embedding`` leaves out the token table (lookups, no multiply-adds), the N of 6N."""
+    with torch.device("meta"):
+        model = GRUPrior(config)
+    return count_parameters(model) - (model.tok_emb.weight.numel() if non_embedding else 0)
 
 
 def gru_flops_per_token(config: GRUPriorConfig) -> float:
@@ -107,7 +105,8 @@ def gru_matching(params: int, vocab_size: int, grid: tuple[int, int, int], n_lay
     GPT's), for a comparison at equal parameters."""
     if params < 1:
         raise ValueError(f"expected a positive number of parameters, got {params}")
-    # n_layer·6D² + (2K + 1 + C + 6·n_layer + 2)·D ≈ params: the positive root, then the best integer near it
+    # about n_layer·6D² + (2K + 1 + C + 6·n_layer + 2)·D parameters (a GRU layer's three gates hold 2D² weights and
+    # 2D biases each; the table, LayerNorm and head the rest): its positive root, then the best integer near it
     a, b = 6 * n_layer, 2 * vocab_size + 1 + num_classes + 6 * n_layer + 2
     root = (-b + math.sqrt(b * b + 4 * a * params)) / (2 * a)
     candidates = [GRUPriorConfig(vocab_size, grid, n_layer, max(1, d), num_classes)
