@@ -32,8 +32,8 @@
 # | profile | tokenizer | masked transformer | training | time |
 # |---|---|---|---|---|
 # | `smoke` | tiny (32 wide, 32 codes) | 2 × 32 | 2 + 2 steps | < 1 min on 2 CPU cores (checks only) |
-# | `cpu` | 64 wide, 256 codes | 4 × 128 | 2 + 4 min, batch 16 | ≈ 9 min on 2 CPU cores: rough shapes |
-# | `gpu` | 256 wide, 512 codes (6.5M) | 8 × 384 (15M) | 2 + 4 min, batch 64 / 128, compiled, bf16 | ≈ 6.5 min, a GPU |
+# | `cpu` | 64 wide, 256 codes | 4 × 128 | 2 + 4 + 0.5 min, batch 16 | ≈ 9.5 min on 2 CPU cores |
+# | `gpu` | 256 wide, 512 codes (6.5M) | 8 × 384 (15M) | 2 + 4 + 2 min, batch 64 / 128, compiled | ≈ 8.5 min, a GPU |
 
 # %%
 import math
@@ -43,6 +43,7 @@ from dataclasses import asdict
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from matplotlib.figure import Figure
 
 from vgcourse.profiles import pick, setup
 
@@ -52,21 +53,30 @@ S = setup(seed=0)          # prints profile, device, precision, compile, torch v
 # %%
 from vgcourse import results
 from vgcourse.autoregressive import (
+    GPT,
+    GPTConfig,
+    GRUPrior,
     MaskGITConfig,
     TextMaskGIT,
+    TokenBatches,
     cosine_schedule,
     decode_schedule,
     decode_step,
     extend,
+    flops_per_token,
+    gru_flops_per_token,
+    gru_matching,
+    heldout_bits_per_clip,
+    prior_loss,
 )
 from vgcourse.data import CaptionedShapes, caption, tokenize
 from vgcourse.data.shapes import DIRECTION_NAMES
 from vgcourse.display import filmstrip, plot_curves, side_by_side
 from vgcourse.exercises import check, solution
-from vgcourse.metrics import attribute_accuracy, attribute_consistency, psnr, verdict
+from vgcourse.metrics import attribute_accuracy, attribute_consistency, mean_se, psnr, verdict
 from vgcourse.metrics.corruptions import freeze_frames, shuffle_frames
 from vgcourse.nn import CaptionEncoder, count_parameters
-from vgcourse.results import PartTimer, timed
+from vgcourse.results import PartTimer, num, timed
 from vgcourse.tokenizers import CViViT, CViViTConfig, code_counts, usage_and_perplexity, vq_loss
 from vgcourse.train import TrainConfig, Trainer, warmup_cosine
 
@@ -621,7 +631,150 @@ print(f"{decode_steps} steps: {1e3 * decode_s:.2f} ms per clip ({n_gen} clips, b
       f"{S.device_name})")
 
 # %% [markdown]
-# ## 8 · Results
+# ## 8 · Two claims of the era, measured on these codes
+#
+# The survey tells the transformer era (§2.1) as a story of two properties: transformers **scale** (a bigger model,
+# given the compute, models the data better), and they **train in parallel** over all positions of a sequence,
+# where a recurrent network must compute position i after position i − 1. Both are claims about priors over codes,
+# so we measure them on this chapter's codes: clips encoded once by the frozen tokenizer, and chapter 06's GPT, a
+# causal transformer over the 320 codes of a clip (unconditional here), read by its bits per code on held-out clips,
+# clip by clip, so that two priors compare with the standard error of their paired difference.
+#
+# - **Scaling**, at matched training FLOPs: three GPTs of growing width and depth, each given the same FLOPs
+#   (`flops_per_token` × codes seen: the smaller ones see more codes). Stated before measuring: **supported** if each
+#   larger prior reads fewer held-out bits per code than the next smaller one by one standard error; **not
+#   supported** if a larger one reads more by one standard error; **not resolved** otherwise.
+# - **Parallel against recurrent**, at equal parameters and on the same codes: a GRU prior (Cho et al. 2014; the
+#   package's `GRUPrior`, with the interface of `GPT`) with the middle GPT's parameter count (`gru_matching`), and
+#   that GPT again, each trained for the same steps on the same batches. Both cost 6N FLOPs per code; the GPT's
+#   attention adds 12·layers·width·L more, so the GPT does the larger work. All these runs are fp32 (TF32 matrix
+#   products on the GPU), since PyTorch's GRU runs in bf16 only with a recent cuDNN. Stated
+#   before measuring: **supported** if the GPT trains at least 10% more codes per second than the GRU, **not
+#   supported** if the GRU is 10% faster, **not resolved** between (each speed is measured once, over hundreds of
+#   steps, so a material margin stands in for a standard error). Their held-out bits are read beside it.
+
+# %%
+timer.start()
+n_train_codes, n_val_codes = pick(smoke=(32, 8), cpu=(1024, 128), gpu=(32768, 1024))
+claim_batch, claim_lr = pick(smoke=8, cpu=16, gpu=128), 1e-3
+scale_sizes = pick(smoke=[(1, 16, 2), (1, 24, 2), (2, 32, 2)], cpu=[(1, 32, 2), (2, 48, 2), (2, 64, 4)],
+                   gpu=[(2, 128, 4), (4, 192, 4), (6, 256, 4)])      # (layers, width, heads), smallest first
+largest_steps = pick(smoke=2, cpu=60, gpu=600)                          # the FLOPs budget: the largest's steps
+pair_steps = pick(smoke=2, cpu=100, gpu=800)                            # GPT against GRU, the same codes each
+claim_cap = pick(smoke=None, cpu=0.3, gpu=0.6)                          # minutes, a cap on any one run
+
+
+@torch.no_grad()
+def encode_clips(n: int, seed: int) -> torch.Tensor:
+    """(n, 5, 8, 8) codes of n fresh 17-frame windows, encoded by the frozen tokenizer in fp32, 256 at a time."""
+    draw_ = paths.stream(256, seed=seed, device=S.device)
+    out = []
+    for i in range(0, n, 256):
+        video = windows(draw_(i // 256).video, window, torch.Generator().manual_seed(seed + i))
+        out.append(tokenizer.encode(video)[: n - i].to(torch.int16))
+    return torch.cat(out)
+
+
+train_codes = encode_clips(n_train_codes, seed=50)
+val_codes = encode_clips(n_val_codes, seed=60)
+no_labels = torch.zeros(n_train_codes, dtype=torch.long, device=S.device)
+print(f"codes: {tuple(train_codes.shape)} for training ({n_train_codes * gen_cfg.block_size:,} codes), "
+      f"{tuple(val_codes.shape)} held out")
+
+
+def train_prior(prior: torch.nn.Module, steps_: int, desc: str) -> dict:
+    """Train a prior on `train_codes` with the chapter's loop (AdamW, warm-up, cosine decay to a tenth, fp32 and
+    eager, so that GPT and GRU run at one precision); read its held-out bits per code, clip by clip. Returns what the
+    claim checks need."""
+    opt = torch.optim.AdamW(prior.parameters(), lr=claim_lr, betas=(0.9, 0.95), weight_decay=0.0, fused=cuda)
+    trainer_ = Trainer(prior, opt, TokenBatches(train_codes, no_labels, claim_batch, seed=7),
+                       TrainConfig(steps=steps_, max_minutes=claim_cap, amp=False, compile=False,
+                                   log_every=log_every, desc=desc),
+                       loss_fn=prior_loss, schedulers={"main": warmup_cosine(opt, min(50, steps_), steps_, final=0.1)})
+    summary_ = trainer_.fit()
+    per_clip = heldout_bits_per_clip(prior, val_codes, None)
+    speed = None if summary_.samples_per_s is None else summary_.samples_per_s * gen_cfg.block_size
+    return {"params": count_parameters(prior), "steps": summary_.steps, "stopped_by": summary_.stopped_by,
+            "minutes": summary_.wall_time_s / 60, "codes_per_s": speed, "per_clip": per_clip,
+            "bits": per_clip.mean().item(), "bits_se": mean_se(per_clip)[1]}
+
+
+vocab = tok_cfg.codebook_size
+scale_cfgs = [GPTConfig(vocab_size=vocab, grid=grid, n_layer=n, n_head=h, n_embd=d) for n, d, h in scale_sizes]
+budget = largest_steps * claim_batch * gen_cfg.block_size * flops_per_token(scale_cfgs[-1])    # training FLOPs
+scaling = {}
+for cfg_ in scale_cfgs:
+    steps_ = max(1, round(budget / (claim_batch * gen_cfg.block_size * flops_per_token(cfg_))))
+    torch.manual_seed(0)
+    scaling[f"GPT {cfg_.n_layer} × {cfg_.n_embd}"] = train_prior(GPT(cfg_).to(S.device), steps_,
+                                                                 f"GPT {cfg_.n_layer} × {cfg_.n_embd}")
+middle = scale_cfgs[1]
+gru_cfg = gru_matching(scaling[f"GPT {middle.n_layer} × {middle.n_embd}"]["params"], vocab, grid, n_layer=2)
+torch.manual_seed(0)
+pair = {"GPT": train_prior(GPT(middle).to(S.device), pair_steps, "GPT, pair"),
+        "GRU": train_prior(GRUPrior(gru_cfg).to(S.device), pair_steps, "GRU, pair")}
+pair["GPT"]["flops_per_code"], pair["GRU"]["flops_per_code"] = flops_per_token(middle), gru_flops_per_token(gru_cfg)
+timer.lap("claims of the era")
+print(f"scaling, {budget:.3g} training FLOPs each (uniform: {math.log2(vocab):.0f} bits per code):")
+for name, r in scaling.items():
+    print(f"  {name:12s} {r['params'] / 1e6:5.2f}M parameters, {r['steps']:5d} steps ({r['stopped_by']}), "
+          f"{r['bits']:.3f} ± {r['bits_se']:.3f} bits per code")
+print(f"parallel against recurrent, {pair_steps} steps of {claim_batch} clips each:")
+for name, r in pair.items():
+    print(f"  {name}: {r['params'] / 1e6:.2f}M parameters, {r['flops_per_code'] / 1e6:.1f} MFLOPs per code, "
+          f"{r['steps']} steps ({r['stopped_by']}) in {r['minutes']:.2f} min, "
+          f"{num(r['codes_per_s'], ',.0f')} codes/s, "
+          f"{r['bits']:.3f} ± {r['bits_se']:.3f} bits per code")
+
+# %% [markdown]
+# The two readings, each against its statement:
+
+# %%
+def paired(a: dict, b: dict) -> tuple[float, float]:
+    """Mean and standard error of a's held-out bits minus b's, clip by clip."""
+    return mean_se(a["per_clip"] - b["per_clip"])
+
+
+runs = list(scaling.values())
+steps_down = [paired(small, large) for small, large in zip(runs, runs[1:])]     # > 0: the larger one is better
+step_verdicts = [verdict(d, 0.0, se, lower_is_better=False) for d, se in steps_down]
+matched = all(r["stopped_by"] == "steps" for r in runs)                 # a time cap would break the FLOPs match
+scaling_claim = ("not resolved" if not matched else "supported" if all(v == "met" for v in step_verdicts)
+                 else "not supported" if "not met" in step_verdicts else "not resolved")
+names = list(scaling)
+for (small, large), (d, se), v in zip(zip(names, names[1:]), steps_down, step_verdicts):
+    print(f"{small} minus {large}: {d:+.3f} ± {se:.3f} bits per code ({v})")
+print(f"-> transformers scale (at matched FLOPs, on these codes): {scaling_claim}"
+      + ("" if matched else " (a run was stopped by its time cap, so the FLOPs are not matched)"))
+
+speeds = (pair["GPT"]["codes_per_s"], pair["GRU"]["codes_per_s"])
+speed_ratio = None if None in speeds else speeds[0] / speeds[1]
+parallel_claim = ("not resolved" if speed_ratio is None or 1 / 1.1 < speed_ratio < 1.1
+                  else "supported" if speed_ratio >= 1.1 else "not supported")
+bits_gap = paired(pair["GRU"], pair["GPT"])                                     # > 0: the GPT is better
+print(f"GPT against GRU at equal parameters: {num(speed_ratio, '.2f')}× the codes per second; held-out bits, GRU "
+      f"minus GPT, {bits_gap[0]:+.3f} ± {bits_gap[1]:.3f} -> trains faster in parallel: {parallel_claim}")
+
+fig = Figure(figsize=(5.5, 3.2), layout="constrained")
+ax = fig.subplots()
+ax.plot([r["params"] / 1e6 for r in runs], [r["bits"] for r in runs], "o-", label="GPT, matched FLOPs")
+ax.errorbar([r["params"] / 1e6 for r in runs], [r["bits"] for r in runs], yerr=[r["bits_se"] for r in runs],
+            fmt="none", color="C0")
+ax.plot([pair["GRU"]["params"] / 1e6], [pair["GRU"]["bits"]], "s", color="C3",
+        label=f"GRU, {pair_steps} steps")
+ax.plot([pair["GPT"]["params"] / 1e6], [pair["GPT"]["bits"]], "^", color="C2", label=f"GPT, {pair_steps} steps")
+ax.set_xscale("log"), ax.set_xlabel("parameters (M)"), ax.set_ylabel("held-out bits per code")
+ax.legend(fontsize=8)
+fig
+
+# %% [markdown]
+# **Reading it.** At matched FLOPs a smaller prior sees more codes, so scaling is not won by default: a model too
+# big for its budget is still learning what a smaller one has learnt. On a GPU the GRU's time steps run one after
+# another (each layer's 320 steps in order), while the GPT's 320 positions are one batch of matrix products. How
+# much that is worth depends on the machine (how much it can do at once), which is why the statement names the
+# speed measured on the machine that ran it.
+#
+# ## 9 · Results
 #
 # Bars (gpu profile): text-to-video attribute accuracy ≥ 0.9 and identity consistency of the 48-frame clips ≥ 0.9,
 # each met when beaten by one standard error.
@@ -644,7 +797,12 @@ results.record(
      "chunks": chunks, "seams": seams, "bars": bars,
      "tokenizer": {"psnr": psnr(recon, real).mean().item(), "usage": float(use["usage"]),
                    "perplexity": float(use["perplexity"]), "parameters": tok_params},
-     "parameters": gen_params, "parts_minutes": timer.minutes},
+     "parameters": gen_params, "parts_minutes": timer.minutes,
+     "era_claims": {"scaling": {name: {k: v for k, v in r.items() if k != "per_clip"} for name, r in scaling.items()}
+                    | {"budget_flops": budget, "steps_down": steps_down, "outcome": scaling_claim},
+                    "parallel": {name: {k: v for k, v in r.items() if k != "per_clip"} for name, r in pair.items()}
+                    | {"gru_config": asdict(gru_cfg), "speed_ratio": speed_ratio, "bits_gru_minus_gpt": bits_gap,
+                       "outcome": parallel_claim}}},
     started=STARTED, train={"tokenizer": tok_summary.as_dict(), "maskgit": gen_summary.as_dict()},
     config={"tokenizer": asdict(tok_cfg), "maskgit": asdict(gen_cfg), "text_dim": text_dim, "p_uncond": p_uncond,
             "guidance": guidance, "decode_steps": decode_steps, "batches": [tok_batch, gen_batch],
