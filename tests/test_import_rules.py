@@ -33,8 +33,8 @@ FAMILIES = ("autoencoders", "gan", "tokenizers", "autoregressive", "diffusion", 
 SHARED = ("profiles", "progress", "data", "display", "metrics", "train", "checkpoint", "nn", "video", "paths",
           "results")
 # Course tooling above every layer, as the notebooks are: exercises check a learner's models, build runs chapters,
-# scripts retrain the shipped probes and run DiT training under torchrun.
-TOOLS = ("exercises", "build", "authoring", "bootstrap", "scripts", "__main__", "__init__")
+# scripts retrain the shipped probes and run DiT training under torchrun, record reads every chapter's results.
+TOOLS = ("exercises", "build", "authoring", "bootstrap", "scripts", "record", "__main__", "__init__")
 
 KNOWN = {
     # the VQ-VAE moved to tokenizers; its old name re-exports it until the code importing it from there is updated

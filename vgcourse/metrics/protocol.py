@@ -171,7 +171,8 @@ def headline(scores: dict, *, n_real: int, minutes: float, **extra) -> dict:
 def format_rows(rows: dict[str, dict], metrics: tuple[str, ...] = ("fd", "frame_quality", "identity_consistency",
                                                                       "diversity")) -> str:
     """A plain-text table of rows × metrics, fd with ± its standard error."""
-    lines = [f"{'':18s}" + "".join(f"{m:>22s}" for m in metrics)]
+    width = max([18, *(len(name) + 2 for name in rows)])             # the row names' column fits the longest
+    lines = [" " * width + "".join(f"{m:>22s}" for m in metrics)]
     for name, values in rows.items():
         cells = []
         for m in metrics:
@@ -183,5 +184,5 @@ def format_rows(rows: dict[str, dict], metrics: tuple[str, ...] = ("fd", "frame_
                 cells.append(f"{text:>22s}")
             else:
                 cells.append(f"{v:22.3f}")
-        lines.append(f"{name:18s}" + "".join(cells))
+        lines.append(f"{name:{width}s}" + "".join(cells))
     return "\n".join(lines)

@@ -1,0 +1,341 @@
+# %% [markdown]
+# # 13 · Capstone: every family on one ruler
+#
+# **What this chapter builds.** A reading of the whole course. Chapters 01–12 each built one family of video
+# generators from scratch, trained it on one GPU in minutes, and scored it with the same protocol: 384 generated
+# clips of moving digits against the same 512 held-out clips, beside the same reference rows. Each chapter wrote what
+# it measured to `notebooks/results/<chapter>.json`. This chapter reads those files and sets the families side by
+# side: every headline model's Fréchet distance with its standard error, the training compute and minutes it took,
+# which models got past the floor, which of them differ by more than their errors, and a ledger of the survey's
+# claims as the chapters checked them, each with the outcome stated before it was measured.
+#
+# **Where it sits in the history.** The survey tells a story of four eras, each replacing the last: GANs and VAEs
+# (2016–2021), transformers over discrete tokens (2018–2023), diffusion, and diffusion transformers (2023–), the
+# line that leads to Sora. A story of replacement makes claims: latent space is cheaper, transformers scale and
+# train in parallel, diffusion lacks diversity, GANs drop modes, transformers struggle with time. The chapters turned
+# each into a measurement that could come out three ways. Here they are read together.
+#
+# **What "the same budget" means here.** Every chapter ran within about ten minutes on one GPU (an H100 or an H200;
+# each row names its device), and gave its headline model most of them. The budget is one GPU for minutes, not one
+# number of FLOPs: the table prints each model's training FLOPs, so a reader sees how far from matched they are.
+# Comparisons at matched FLOPs live inside the chapters (latent against pixel diffusion, the DiT's scaling study,
+# the transformer priors of chapter 07); this chapter reads them as claims.
+#
+# **Time per profile.** The chapter trains nothing: it reads the committed results of the gpu runs, so every
+# profile prints the same tables. The exercises run a few lines of arithmetic.
+#
+# | profile | reads | time |
+# |---|---|---|
+# | `smoke`, `cpu`, `gpu` | `notebooks/results/*.json` (the committed gpu runs) | < 1 min anywhere |
+
+# %%
+import time
+
+STARTED = time.time()
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
+
+import vgcourse.display  # noqa: F401  (draws a returned Figure inline)
+from vgcourse import results
+from vgcourse.metrics.protocol import floor_fd, format_rows, past_the_floor, verdict
+from vgcourse.profiles import setup
+from vgcourse.record import Claim, Entry, difference, lookup, read_claim, read_entry
+from vgcourse.results import num
+
+S = setup(seed=0)          # prints profile, device, precision, compile, torch version
+
+# %% [markdown]
+# ## 1 · The ruler
+#
+# Chapter 00 calibrated the ruler. Its reference rows are what every number below is read against: real held-out
+# clips (the best a model can score at this n: fd is biased upwards by a term that shrinks like 1/n), frozen frames
+# (each clip's first frame repeated: perfect pictures, no motion), shuffled frames (perfect pictures, motion
+# destroyed), noise and the mean video. The **floor** is twice the shuffled-frame row: a model above it has not yet
+# learnt to draw digits that move, and the course shows no samples of it and reads no conclusion from it. A
+# headline model aims below the frozen-frame row.
+
+# %%
+ruler = results.load("00_video_as_data")
+rows = lookup(ruler, "metrics/reference_rows")
+floor = floor_fd(rows)
+print(f"the ruler: {lookup(ruler, 'metrics/headline/n_gen')} clips against {lookup(ruler, 'metrics/headline/n_real')} "
+      f"held-out, run on {ruler['device']} ({ruler['profile']} profile)")
+print(format_rows(rows, ("fd", "frame_quality", "identity_consistency", "motion_consistency", "diversity")))
+print(f"the floor (twice shuffled frames): fd {floor:.1f}; the aim (frozen frames): fd "
+      f"{rows['frozen frames']['fd']:.1f}")
+
+# %% [markdown]
+# ## 2 · Every family's headline model
+#
+# One entry per model: its family and era, the chapter that trained it, and where its numbers live in that chapter's
+# results file (a path of keys, read by `vgcourse.record.lookup`). Chapter 01 works on single frames and chapter 07
+# on captioned shapes, so neither has a row on the digits protocol; both appear in the claims below. Chapter 10's
+# two U-Nets were trained for the same FLOPs, the autoencoder's counted against the latent side; VideoGPT's prior
+# reads the tokens of the tokenizer that chapter 05 trained and shipped, whose FLOPs are not counted here.
+
+# %%
+ENTRIES = [
+    Entry("GAN", "GAN + VAE", "TGAN (logistic + R1)", "02_tgan",
+          flops="metrics/headline_train/train_flops", minutes="metrics/headline/minutes"),
+    Entry("GAN", "GAN + VAE", "MoCoGAN", "03_mocogan", flops="train/train_flops", minutes="metrics/headline/minutes"),
+    Entry("GAN", "GAN + VAE", "DVD-GAN", "04_dvdgan_vaegan", flops="train/train_flops",
+          minutes="metrics/headline/minutes"),
+    Entry("autoregressive", "transformers", "VideoGPT prior (VQ tokens)", "06_videogpt",
+          flops="train/prior/train_flops", minutes="metrics/headline/minutes",
+          sampling_ms="metrics/sampling/ms_per_clip_protocol"),
+    Entry("diffusion", "diffusion", "DDPM U-Net (ancestral)", "08_ddpm_video", flops="train/train_flops",
+          minutes="metrics/headline/minutes", sampling_ms="metrics/sampling_ms_per_clip/DDPM"),
+    Entry("diffusion", "diffusion", "VP-SDE U-Net (predictor-corrector)", "09_score_sde", flops="train/train_flops",
+          minutes="metrics/headline/minutes"),
+    Entry("diffusion", "diffusion", "latent U-Net", "10_latent_conditional", scores="metrics/scores/latent U-Net",
+          flops="metrics/flops/latent_total", minutes="metrics/headline/minutes"),
+    Entry("diffusion", "diffusion", "pixel U-Net, same FLOPs", "10_latent_conditional",
+          scores="metrics/scores/pixel U-Net", flops="metrics/flops/pixel"),
+    Entry("DiT", "DiT", "DiT (21.8M, patch 4)", "11_dit", flops="train/main/train_flops",
+          minutes="metrics/headline/minutes"),
+    Entry("DiT", "DiT", "DiT, variable shapes", "12_sora_walt", flops="train/multi_shape/train_flops",
+          minutes="metrics/headline/minutes"),
+]
+table = {e.model: read_entry(e) for e in ENTRIES}
+protocol_n = lookup(ruler, "metrics/headline/n_gen")
+off_protocol = [name for name, r in table.items() if r["n_gen"] not in (None, protocol_n)]
+assert not off_protocol, f"not scored at n = {protocol_n}: {off_protocol}"
+print(format_rows({"real": rows["real"], "frozen frames": rows["frozen frames"],
+                   "shuffled frames": rows["shuffled frames"]} | table,
+                  ("fd", "frame_quality", "identity_consistency", "motion_consistency", "diversity")))
+
+# %% [markdown]
+# The cost of each, and who is past the floor (`past_the_floor`: fd below the floor by one standard error):
+
+# %%
+passed = past_the_floor(table, floor)
+print(f"\n{'model':36s}{'era':>14s}{'train PFLOPs':>14s}{'minutes':>9s}{'ms per clip':>13s}  device")
+for name, r in table.items():
+    pflops = None if r["train_flops"] is None else r["train_flops"] / 1e15
+    mark = "✔" if name in passed else "✘"
+    print(f"{mark} {name:34s}{r['era']:>14s}{num(pflops, '14.1f')}{num(r['minutes'], '9.2f')}"
+          f"{num(r['sampling_ms'], '13.1f')}  {r['device']}")
+print(f"past the floor: {len(passed)} of {len(table)}")
+
+# %% [markdown]
+# Each point below is one model: its training compute and the fd it reached, with its standard error. The lines are
+# the reference rows. A point far to the right of another reached its fd with more compute; a point above the floor
+# line is a model still learning to draw.
+
+# %%
+ERA_COLOURS = {"GAN + VAE": "C3", "transformers": "C2", "diffusion": "C0", "DiT": "C4"}
+fig = Figure(figsize=(8, 4.6), layout="constrained")
+ax = fig.subplots()
+for name, r in table.items():
+    if r["train_flops"] is None:
+        continue
+    ax.errorbar(r["train_flops"], r["fd"], yerr=r["fd_se"], fmt="o", color=ERA_COLOURS[r["era"]], capsize=3)
+    right = r["train_flops"] > 3e16                                   # label the rightmost points on their left
+    ax.annotate(name, (r["train_flops"], r["fd"]), textcoords="offset points", xytext=(-6 if right else 6, 4),
+                ha="right" if right else "left", fontsize=7)
+for label, value, style in [("floor", floor, "--"), ("shuffled frames", rows["shuffled frames"]["fd"], ":"),
+                            ("frozen frames", rows["frozen frames"]["fd"], "-."), ("real", rows["real"]["fd"], "-")]:
+    ax.axhline(value, color="grey", linestyle=style, linewidth=1)
+    ax.text(0.99, value, label, transform=ax.get_yaxis_transform(), fontsize=7, ha="right", va="bottom",
+            color="grey")
+for era, colour in ERA_COLOURS.items():
+    ax.plot([], [], "o", color=colour, label=era)
+ax.set_xscale("log"), ax.set_yscale("log")
+ax.set_yticks([3, 5, 10, 20, 40, 80], labels=["3", "5", "10", "20", "40", "80"])
+ax.yaxis.set_minor_formatter(NullFormatter())
+ax.set_xlabel("training FLOPs"), ax.set_ylabel("fd (384 against 512), lower is better")
+ax.legend(fontsize=8, loc="lower left")
+fig
+
+# %% [markdown]
+# ## 3 · Which differences are real
+#
+# Two models compare only when both are past the floor, and a difference counts only when it exceeds its standard
+# error. Each fd's standard error is a jackknife over its own generated clips, so the standard error of a difference
+# is the two combined (`vgcourse.record.difference`; both are read against the same held-out clips, which moves them
+# together, so the combined error is if anything too large). Below: each model past the floor against the best one,
+# with the ratio of their training FLOPs.
+
+# %%
+ranked = sorted(passed, key=lambda n: table[n]["fd"])
+pairs = {}
+if ranked:
+    best = ranked[0]
+    print(f"best on the ruler: {best} (fd {table[best]['fd']:.2f} ± {table[best]['fd_se']:.2f})")
+    for name in ranked[1:]:
+        d, se = difference(table[name]["fd"], table[name]["fd_se"], table[best]["fd"], table[best]["fd_se"])
+        outcome = verdict(0.0, d, se)               # 'met': the best one is lower by at least one SE
+        ratio = (None if None in (table[name]["train_flops"], table[best]["train_flops"])
+                 else table[name]["train_flops"] / table[best]["train_flops"])
+        pairs[name] = {"minus_best": d, "se": se, "resolved": outcome == "met", "flops_ratio": ratio}
+        print(f"  {name:36s} {d:+7.2f} ± {se:4.2f}  {'behind' if outcome == 'met' else 'not resolved':>12s}"
+              f"   FLOPs {num(ratio, '.2f')}× the best's")
+below_frozen = [n for n in passed if verdict(table[n]["fd"], rows["frozen frames"]["fd"], table[n]["fd_se"]) == "met"]
+print(f"below the frozen-frame row by one standard error: {below_frozen or 'none'}")
+
+# %% [markdown]
+# ## 4 · The survey's claims, as the chapters measured them
+#
+# Each chapter stated, before measuring, what would count as supported, not supported or not resolved (within one
+# standard error), and recorded the outcome. A bar recorded as met or not met reads as supported or not supported.
+# The ledger below reads those outcomes and the numbers they rest on; it types in no outcome of its own.
+
+# %%
+CLAIMS = [
+    Claim("GAN + VAE", "a VAE's samples are blurrier than a GAN's", "01_vae_and_gan",
+          "metrics/claims/vae_blurrier_than_gan",
+          {"sharpness, VAE": "metrics/frame_rows/VAE samples/sharpness",
+           "sharpness, DCGAN": "metrics/frame_rows/DCGAN samples/sharpness"}),
+    Claim("GAN + VAE", "a GAN drops modes", "01_vae_and_gan", "metrics/claims/gan_drops_modes",
+          {"class entropy, DCGAN": "metrics/frame_rows/DCGAN samples/class_entropy",
+           "class entropy, real": "metrics/frame_rows/real frames/class_entropy"}),
+    Claim("GAN + VAE", "singular-value clipping makes a WGAN train stably (TGAN)", "02_tgan",
+          "metrics/claim_svc_stable", {"worse-seed fd, WGAN + SVC": "metrics/stability_comparison/value",
+                                       "worse-seed fd, logistic + R1": "metrics/stability_comparison/line"}),
+    Claim("GAN + VAE", "a fixed content code and GRU motion codes keep a clip's digits (MoCoGAN)", "03_mocogan",
+          "metrics/bars/content agreement ≥ 0.8/outcome",
+          {"content agreement": "metrics/bars/content agreement ≥ 0.8/value"}),
+    Claim("GAN + VAE", "a GAN+VAE predictor draws sharper frames than a VAE alone", "04_dvdgan_vaegan",
+          "metrics/bars/hybrid minus VAE-only, frame quality, above 0/outcome",
+          {"frame quality, hybrid minus VAE-only": "metrics/bars/hybrid minus VAE-only, frame quality, above 0/value"}),
+    Claim("transformers", "3D tokens reconstruct better than per-frame tokens at the same count", "05_vqvae_tokenizer",
+          evidence={"PSNR, 3D minus per-frame (dB)": "metrics/psnr_3d_minus_per_frame"},
+          measured=("metrics/psnr_3d_minus_per_frame", "metrics/psnr_3d_minus_per_frame_se", 0.0, True)),
+    Claim("transformers", "transformers struggle with spatio-temporal dynamics", "06_videogpt",
+          "metrics/claim_dynamics/outcome", {"motion consistency, prior minus real": "metrics/claim_dynamics/gap"}),
+    Claim("transformers", "transformers scale (bigger prior, fewer bits at matched FLOPs)", "07_phenaki",
+          "metrics/era_claims/scaling/outcome",
+          {"bits, smaller minus larger": "metrics/era_claims/scaling/steps_down"}),
+    Claim("transformers", "transformers train in parallel, faster than a recurrent prior", "07_phenaki",
+          "metrics/era_claims/parallel/outcome",
+          {"codes per second, GPT / GRU": "metrics/era_claims/parallel/speed_ratio"}),
+    Claim("diffusion", "diffusion needs many network calls, and DDIM buys the speed back", "08_ddpm_video",
+          "metrics/claim/outcome",
+          {"fd ratio, DDIM 50 / ancestral": "metrics/headline/ddim_over_ddpm_fd"}),
+    Claim("diffusion", "more sampler steps give better samples (every SDE sampler)", "09_score_sde",
+          "metrics/claims/more NFE, better samples (all families)", {}),
+    Claim("diffusion", "predictor-corrector beats reverse diffusion", "09_score_sde",
+          "metrics/claims/PC beats reverse diffusion", {}),
+    Claim("diffusion", "the probability-flow ODE gives the clips back", "09_score_sde",
+          "metrics/claims/ODE round trip gives the clips back",
+          {"pixels back within tolerance": "metrics/headline/round_trip_pixels_back"}),
+    Claim("diffusion", "latent space is cheaper (same FLOPs, better fd)", "10_latent_conditional",
+          "metrics/headline/latent_claim",
+          {"fd latent": "metrics/headline/fd", "fd pixel": "metrics/headline/fd_pixel"}),
+    Claim("diffusion", "diffusion lacks diversity", "10_latent_conditional", "metrics/headline/diversity_claim", {}),
+    Claim("DiT", "DiT scales (bigger model or smaller patch, better fd at matched FLOPs)", "11_dit",
+          "metrics/headline/scaling_claim", {}),
+]
+ledger = [read_claim(c) for c in CLAIMS]
+
+
+def show(value) -> str:
+    """A number, a pair (value, SE) or a list of them, printed short."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.3g}"
+    if isinstance(value, (list, tuple)):
+        if len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+            return f"{value[0]:.3g} ± {value[1]:.2g}"
+        return "[" + ", ".join(show(v) for v in value) + "]"
+    return str(value)
+
+
+for era in ERA_COLOURS:
+    print(era)
+    for item in (i for i in ledger if i["era"] == era):
+        evidence = "; ".join(f"{k} {show(v)}" for k, v in item["evidence"].items())
+        reason = f" ({item['reason']})" if item["reason"] else ""
+        print(f"  {item['outcome']:>13s}{reason}: {item['claim']} [ch. {item['chapter'][:2]}]"
+              + (f"\n{'':17s}{evidence}" if evidence else ""))
+tally = {o: sum(i["outcome"] == o for i in ledger) for o in ("supported", "not supported", "not resolved")}
+print(f"\n{len(ledger)} claims: " + ", ".join(f"{n} {o}" for o, n in tally.items()))
+
+# %% [markdown]
+# **Reading it.** Three things hold for every row of this chapter.
+#
+# - *A claim is only as good as its models.* An outcome read from models above the floor is recorded as not
+#   resolved with that reason: a model that has not learnt to draw digits cannot tell us which way of drawing them is
+#   cheaper. Where a chapter's models were past the floor, its outcome stands for these minutes and this data, and
+#   no further: a small model, trained for minutes, on 32×32 digits.
+# - *Minutes are not FLOPs, and FLOPs are not quality.* The families spend their compute differently: a GAN's step
+#   trains two networks, a prior needs a tokenizer first, a diffusion model pays again at sampling time, once per
+#   step. The table's columns keep those apart.
+# - *Not supported is a finding.* A claim that failed its stated test in this setting tells the learner what the
+#   claim needs (more compute, more data, a different measure) before it holds; it does not show the survey wrong.
+
+# %% [markdown]
+# ## Results
+#
+# The table, the pairwise differences and the ledger go to `results/13_capstone.json`; its headline counts the
+# families past the floor and the claims by outcome.
+
+# %%
+results.record("13_capstone", {
+    "headline": {"models": len(table), "past_the_floor": len(passed), "below_frozen_frames": len(below_frozen),
+                 "best": ranked[0] if ranked else None,
+                 "best_fd": table[ranked[0]]["fd"] if ranked else None,
+                 "best_fd_se": table[ranked[0]]["fd_se"] if ranked else None,
+                 "claims_supported": tally["supported"], "claims_not_supported": tally["not supported"],
+                 "claims_not_resolved": tally["not resolved"]},
+    "floor": floor, "table": table, "past_the_floor": passed, "differences_from_best": pairs, "claims": ledger,
+}, started=STARTED)
+
+# %% [markdown]
+# ## Exercises
+#
+# Fill in each stub, run the cell, and the check says *pass*, what is wrong, or *not attempted yet*.
+# `vgcourse.exercises.solution("name")` returns the reference solution; try first.
+#
+# **1. The error of a difference.** Two independent estimates a ± se_a and b ± se_b: return a − b and its
+# standard error.
+
+# %%
+from vgcourse.exercises import check
+
+
+def difference_with_se(a: float, se_a: float, b: float, se_b: float) -> tuple[float, float]:
+    # YOUR CODE HERE: variances add for independent estimates
+    raise NotImplementedError
+
+
+check("difference_with_se", difference_with_se)
+
+# %% [markdown]
+# **2. Three outcomes.** A claim's measured value, the line it must beat and the value's standard error: return
+# "supported" when the value beats the line by at least one standard error, "not supported" when it misses by more
+# than one, "not resolved" in between. `lower_is_better` says which side beats.
+
+# %%
+def claim_outcome(value: float, line: float, se: float, lower_is_better: bool = True) -> str:
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+check("claim_outcome", claim_outcome)
+
+# %% [markdown]
+# **3. Predict, then see: a stricter line.** The course shows a model's samples when its fd is below the floor by
+# one standard error. Suppose the line were the frozen-frame row instead: a model would have to draw motion at least
+# as well as a still picture. Before running the next cell, predict from the table which models would pass. Then
+# write `below(table, line)`: the names whose fd is below `line` by at least one of their standard errors, in the
+# table's order.
+
+# %%
+def below(table: dict[str, dict], line: float) -> list[str]:
+    # YOUR CODE HERE: table maps a name to {'fd': ..., 'fd_se': ..., ...}
+    raise NotImplementedError
+
+
+check("below", below)
+
+# %%
+for label, line in [("the floor", floor), ("frozen frames", rows["frozen frames"]["fd"]),
+                    ("real clips", rows["real"]["fd"])]:
+    try:
+        names = below(table, line)
+    except NotImplementedError:
+        names = None
+    print(f"below {label} ({line:.1f}): {'(fill in `below` first)' if names is None else names or 'none'}")
+
+# %%
+print(f"chapter wall time: {(time.time() - STARTED) / 60:.1f} min")
