@@ -154,7 +154,9 @@ fig
 # error. Each fd's standard error is a jackknife over its own generated clips, so the standard error of a difference
 # is the two combined (`vgcourse.record.difference`; both are read against the same held-out clips, which moves them
 # together, so the combined error is if anything too large). Below: each model past the floor against the best one,
-# with the ratio of their training FLOPs.
+# with the ratio of their training FLOPs. These are not comparisons at matched FLOPs: each model had its chapter's
+# minutes, and the ratio says how far apart their compute was. A difference reads as "this family, given a few
+# minutes of one GPU, reached that much less", not as a ranking of the families at equal compute.
 
 # %%
 ranked = sorted(passed, key=lambda n: table[n]["fd"])
