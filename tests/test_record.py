@@ -24,7 +24,7 @@ def record(tmp_path):
                      "the floor)"},
         "scores": {"second model": {"fd": 30.0, "fd_se": 1.0, "n_gen": 384}},
         "flops": {"first_stage": 1e14, "prior": 2e15, "broken": "n/a"},
-        "bars": {"a bar": {"outcome": "not met", "value": 0.3}},
+        "bars": {"a bar": {"outcome": "not met", "value": 0.3}, "b bar": {"outcome": "met"}},
         "gap": 0.4, "gap_se": 0.1, "word": "maybe",
     }, train={"train_flops": 3e15})
     return tmp_path
@@ -76,6 +76,18 @@ def test_read_claim_maps_bar_words_and_keeps_a_reason(record):
     assert (reasoned["outcome"], reasoned["reason"]) == ("not resolved", "a model above the floor")
     with pytest.raises(ValueError, match="holds 'maybe'"):
         read_claim(Claim("e", "c", "20_model", "metrics/word"), record)
+
+
+def test_a_claim_of_parts_needs_every_part(record):
+    def outcome(*paths: str) -> str:
+        return read_claim(Claim("e", "c", "20_model", tuple(paths)), record)["outcome"]
+
+    assert outcome("metrics/headline/claim", "metrics/bars/a bar/outcome") == "not supported"   # one part fails
+    assert outcome("metrics/headline/claim", "metrics/headline/claim") == "not resolved"
+    assert outcome("metrics/bars/b bar/outcome", "metrics/bars/b bar/outcome") == "supported"
+    assert outcome("metrics/bars/b bar/outcome", "metrics/headline/claim") == "not resolved"
+    assert read_claim(Claim("e", "c", "20_model", ("metrics/headline/claim",)), record)["reason"] == \
+        "a model above the floor"
 
 
 def test_read_claim_from_a_measured_number_uses_the_one_rule(record):

@@ -92,7 +92,9 @@ class Claim:
     """A claim of the survey as a chapter checked it, and where its outcome lives.
 
     Either ``outcome`` is the path of the chapter's recorded outcome (one of OUTCOMES, or a bar's 'met' / 'not met'
-    / 'not resolved', read as supported / not supported / not resolved), or ``measured`` = (value path, SE path,
+    / 'not resolved', read as supported / not supported / not resolved), or several paths for a claim of several
+    parts (supported when every part is, not supported when any part is not, else not resolved: the course's rule
+    for a claim of parts), or ``measured`` = (value path, SE path,
     line, higher_is_better) names the number the chapter's stated rule reads, and the outcome is read from it with
     the course's one rule (:func:`vgcourse.metrics.protocol.verdict`). ``evidence`` maps a label to the path of a
     number the claim rests on."""
@@ -100,7 +102,7 @@ class Claim:
     era: str
     claim: str
     chapter: str
-    outcome: str | None = None
+    outcome: str | tuple[str, ...] | None = None
     evidence: dict[str, str] = field(default_factory=dict)
     measured: tuple[str, str, float, bool] | None = None
 
@@ -113,24 +115,33 @@ class Claim:
 BAR_TO_CLAIM = {"met": "supported", "not met": "not supported", "not resolved": "not resolved"}
 
 
+def _outcome_word(payload: dict[str, Any], path: str) -> tuple[str, str | None]:
+    """(one of OUTCOMES, the reason written after it or None) from the outcome or bar word at ``path``."""
+    text = lookup(payload, path)
+    words = {**{o: o for o in OUTCOMES}, **BAR_TO_CLAIM}
+    head = (next((w for w in sorted(words, key=len, reverse=True) if text.startswith(w)), None)
+            if isinstance(text, str) else None)
+    if head is None:
+        raise ValueError(f"{payload.get('chapter')}: {path} holds {text!r}; expected one of {sorted(words)}")
+    return words[head], text[len(head):].strip(" ()") or None
+
+
 def read_claim(claim: Claim, directory: str | Path | None = None) -> dict[str, Any]:
-    """The claim's outcome (one of OUTCOMES) and its evidence. A recorded outcome may carry a reason after it
-    ("not resolved (a model above the floor)"): the reason is kept apart."""
+    """The claim's outcome (one of OUTCOMES), the reason recorded with it ("not resolved (a model above the
+    floor)" keeps "a model above the floor"), and its evidence."""
     payload = load(claim.chapter, directory)
     if claim.measured is not None:
         value_path, se_path, line, higher_is_better = claim.measured
         value, se = _number(payload, value_path), _number(payload, se_path)
-        text = verdict(value, line, se, lower_is_better=not higher_is_better)
+        outcome, reason = BAR_TO_CLAIM[verdict(value, line, se, lower_is_better=not higher_is_better)], None
     else:
-        text = lookup(payload, claim.outcome)
-    if not isinstance(text, str):
-        raise ValueError(f"{claim.chapter}: {claim.outcome} holds {text!r}, not an outcome")
-    words = {**{o: o for o in OUTCOMES}, **BAR_TO_CLAIM}
-    head = next((w for w in sorted(words, key=len, reverse=True) if text.startswith(w)), None)
-    if head is None:
-        raise ValueError(f"{claim.chapter}: {claim.outcome} holds {text!r}; expected one of {sorted(words)}")
-    return {"era": claim.era, "claim": claim.claim, "chapter": claim.chapter, "outcome": words[head],
-            "reason": text[len(head):].strip(" ()") or None,
+        paths = [claim.outcome] if isinstance(claim.outcome, str) else list(claim.outcome)
+        parts = [_outcome_word(payload, p) for p in paths]
+        words = [w for w, _ in parts]
+        outcome = ("supported" if all(w == "supported" for w in words)
+                   else "not supported" if "not supported" in words else "not resolved")
+        reason = "; ".join(r for _, r in parts if r) or None
+    return {"era": claim.era, "claim": claim.claim, "chapter": claim.chapter, "outcome": outcome, "reason": reason,
             "evidence": {label: lookup(payload, path) for label, path in claim.evidence.items()}}
 
 
