@@ -7,7 +7,9 @@
 # it measured to `notebooks/results/<chapter>.json`. This chapter reads those files and sets the families side by
 # side: every headline model's Fréchet distance with its standard error, the training compute and minutes it took,
 # which models got past the floor, which of them differ by more than their errors, and a ledger of the survey's
-# claims as the chapters checked them, each with the outcome stated before it was measured.
+# claims as the chapters checked them, each with the outcome stated before it was measured. Then it trains four
+# families again, side by side, for the same number of training FLOPs, and reads the survey's story of eras
+# replacing each other at that one budget.
 #
 # **Where it sits in the history.** The survey tells a story of four eras, each replacing the last: GANs and VAEs
 # (2016–2021), transformers over discrete tokens (2018–2023), diffusion, and diffusion transformers (2023–), the
@@ -16,17 +18,18 @@
 # each into a measurement that could come out three ways. Here they are read together.
 #
 # **What "the same budget" means here.** Every chapter ran within about ten minutes on one GPU (an H100 or an H200;
-# each row names its device), and gave its headline model most of them. The budget is one GPU for minutes, not one
-# number of FLOPs: the table prints each model's training FLOPs, so a reader sees how far from matched they are.
-# Comparisons at matched FLOPs live inside the chapters (latent against pixel diffusion, the DiT's scaling study,
-# the transformer priors of chapter 07); this chapter reads them as claims.
+# each row names its device), and gave its headline model most of them. In sections 1–4 the budget is one GPU for
+# minutes, not one number of FLOPs: the table prints each model's training FLOPs, so a reader sees how far from
+# matched they are. Section 5 matches the FLOPs.
 #
-# **Time per profile.** The chapter trains nothing: it reads the committed results of the gpu runs, so every
-# profile prints the same tables. The exercises run a few lines of arithmetic.
+# **Time per profile.** Sections 1–4 read the committed results of the gpu runs, so every profile prints the same
+# tables. Section 5 trains; its sizes change with the profile (chosen with `pick`).
 #
-# | profile | reads | time |
-# |---|---|---|
-# | `smoke`, `cpu`, `gpu` | `notebooks/results/*.json` (the committed gpu runs) | < 1 min anywhere |
+# | profile | sections 1–4 | section 5: four families | time |
+# |---|---|---|---|
+# | `smoke` | the committed gpu results | tiny models, two steps each | < 1 min on 2 CPU cores (checks only) |
+# | `cpu` | the same | small models, 4·10¹² training FLOPs each | ≈ 6 min on 2 CPU cores |
+# | `gpu` | the same | the chapters' sizes, 5·10¹⁵ training FLOPs each | ≈ 7 min on one GPU |
 
 # %%
 import time
@@ -276,6 +279,197 @@ print(f"\n{len(ledger)} claims: " + ", ".join(f"{n} {o}" for o, n in tally.items
 #   claim needs (more compute, more data, a different measure) before it holds; it does not show the survey wrong.
 
 # %% [markdown]
+# ## 5 · One budget, four families
+#
+# The record compares each family at its own chapter's compute. Here four of them train again, side by side, for
+# **the same training FLOPs** (`contest_budget`), each with its chapter's recipe: MoCoGAN (chapter 03), the GPT
+# prior over the shipped tokenizer's codes (chapter 06, unconditional here; the tokenizer was trained once, in
+# chapter 05, and its FLOPs are not counted), the DDPM U-Net (chapter 08, on videos only) and the DiT (chapter 11).
+# `vgcourse.train.fit_to_flops` runs each until its measured FLOPs reach the budget, and moves the end of its
+# learning-rate decay there. At a budget this small a model takes a few hundred to a few thousand steps, where an
+# average of the weights over a thousand steps would still be mostly its initial weights, so every family samples
+# from its live weights. Every run is eager (compiling four models would cost minutes of the budget's time, not of
+# its FLOPs), with a time cap as a guard: a run stopped by the cap did not spend the budget and is not matched.
+#
+# Stated before measuring, the survey's story of eras replacing each other, read at this one budget: for each step
+# of the story (GAN → autoregressive transformer → diffusion U-Net → DiT), **supported** if the later family's fd
+# is below the earlier one's by one standard error of the difference, both past the floor and both runs matched;
+# **not supported** if it is above by one; **not resolved** otherwise. The story is supported when every step is,
+# not supported when any step is not.
+
+# %%
+import torch
+
+from vgcourse.autoregressive import (
+    GPT,
+    TokenBatches,
+    encode_dataset,
+    load_tokenizer_if_shipped,
+    prior_loss,
+    sample_videos,
+    videogpt_digits,
+)
+from vgcourse.diffusion import VPrediction, cosine_schedule, ddim_sample_chunked, diffusion_loss, linear_schedule
+from vgcourse.diffusion.unet import VideoUNet, video_unet_small
+from vgcourse.display import filmstrip
+from vgcourse.dit import DiT, DiTConfig
+from vgcourse.gan import MoCoGANConfig, MoCoGANRecipe, build_mocogan, make_gan_trainer, mocogan_step
+from vgcourse.metrics import PROTOCOL, score
+from vgcourse.metrics.protocol import reference_rows
+from vgcourse.profiles import pick
+from vgcourse.train import TrainConfig, Trainer, fit_to_flops, make_trainer, warmup_cosine
+
+contest_budget = pick(smoke=None, cpu=4e12, gpu=5e15)   # training FLOPs per family (None: two steps each)
+contest_cap = pick(smoke=None, cpu=1.5, gpu=2.5)        # minutes: a guard on any one run
+n_gen_c, n_real_c = pick(smoke=8, cpu=64, gpu=PROTOCOL.n_gen), pick(smoke=32, cpu=256, gpu=PROTOCOL.n_real)
+n_codes = pick(smoke=64, cpu=2048, gpu=65_536)          # training clips encoded once for the prior
+log_every_c = pick(smoke=1, cpu=25, gpu=100)
+data = PROTOCOL.dataset()                               # 32×32, 16 frames, 2 digits: the size the tokenizer reads
+stream = data.stream(pick(smoke=2, cpu=8, gpu=64), seed=0, device=S.device)   # clips per step for MoCoGAN and both
+                                                                               # diffusion models, as their chapters
+linear_T, cosine_T = linear_schedule(1000).to(S.device), cosine_schedule(1000).to(S.device)
+WIDE = dict(smoke=0, cpu=1, gpu=2)                      # which of each family's three sizes below
+
+
+def run(trainer: Trainer) -> dict:
+    """Train to the budget (two steps without one); what the contest records of the run."""
+    summary = fit_to_flops(trainer, contest_budget) if contest_budget else trainer.fit(2)
+    return {"steps": summary.steps, "minutes": summary.wall_time_s / 60, "train_flops": summary.train_flops,
+            "stopped_by": summary.stopped_by, "parameters": sum(p.numel() for p in trainer.model.parameters())}
+
+
+def mocogan() -> tuple[dict, torch.Tensor]:
+    """Chapter 03's MoCoGAN: non-saturating loss, R1 every 4 steps, Adam (0, 0.99) at 2e-4 for both players, fp32."""
+    width = [(4, 4), (16, 16), (128, 64)][WIDE[S.profile]]
+    config = MoCoGANConfig(image_size=32, frames=16, channels=1, content_dim=50, motion_dim=16, noise_dim=10,
+                           gen_width=width[0], gen_norm="group", disc_width=width[1], disc_norm="none")
+    recipe = MoCoGANRecipe(loss="nonsaturating", image_frames=4, r1_gamma=1.0, r1_every=4)
+    torch.manual_seed(0)
+    model = build_mocogan(config).to(S.device)
+    trainer = make_gan_trainer(model, lambda tr, b: mocogan_step(tr, b, recipe), 1_000_000, stream, lr_g=2e-4,
+                               lr_d=2e-4, betas=(0.0, 0.99), ema=False, amp=False, max_minutes=contest_cap,
+                               log_every=log_every_c, desc="MoCoGAN")
+    record = run(trainer)
+    with torch.no_grad():
+        g = torch.Generator(S.device).manual_seed(1)
+        clips = torch.cat([model["G"].eval().sample(min(128, n_gen_c - i), generator=g).float().clamp(-1, 1).cpu()
+                           for i in range(0, n_gen_c, 128)])
+    return record, clips
+
+
+def gpt_prior() -> tuple[dict, torch.Tensor]:
+    """Chapter 06's prior, unconditional: AdamW (0.9, 0.95), weight decay 0.1 on matrices, 8e-4, warm-up, cosine to
+    a tenth, batch 256 clips, over the codes of `n_codes` clips encoded once by the shipped tokenizer."""
+    tokenizer = load_tokenizer_if_shipped(device=S.device)
+    if tokenizer is None:
+        raise FileNotFoundError("the contest's prior needs chapter 05's shipped tokenizer in data/weights/")
+    codes, _ = encode_dataset(tokenizer, data, n_codes, device=S.device)
+    sizes = [dict(n_layer=2, n_head=2, n_embd=32), dict(n_layer=2, n_head=4, n_embd=64), {}][WIDE[S.profile]]
+    config = videogpt_digits(vocab_size=tokenizer.cfg.codebook_size, grid=tuple(codes.shape[1:]), num_classes=0,
+                             **sizes)
+    torch.manual_seed(0)
+    prior = GPT(config).to(S.device)
+    optimizer = prior.configure_optimizers(0.1, 8e-4)
+    cap = 1_000_000
+    trainer = Trainer(prior, optimizer, TokenBatches(codes, torch.zeros(len(codes), dtype=torch.long),
+                                                     pick(smoke=2, cpu=16, gpu=256), seed=0),
+                      TrainConfig(steps=cap, max_minutes=contest_cap, log_every=log_every_c, desc="GPT prior"),
+                      loss_fn=prior_loss,
+                      schedulers={"main": warmup_cosine(optimizer, pick(smoke=1, cpu=20, gpu=200), cap, final=0.1)})
+    record = run(trainer)
+    clips, _, _ = sample_videos(prior, tokenizer, n=n_gen_c, seed=1)
+    return record, clips.float().clamp(-1, 1).cpu()
+
+
+def diffusion_samples(model, schedule) -> torch.Tensor:
+    """n_gen_c clips by DDIM, 50 steps at η = 1 (fresh noise at every step, as chapters 08 and 11 sample)."""
+    shape = (n_gen_c, data.channels, data.frames, data.size, data.size)
+    return ddim_sample_chunked(model.eval(), shape, schedule, pick(smoke=2, cpu=20, gpu=50), chunk=192, eta=1.0,
+                               generator=torch.Generator(S.device).manual_seed(1)).clamp(-1, 1).cpu()
+
+
+def unet() -> tuple[dict, torch.Tensor]:
+    """Chapter 08's U-Net (levels 32/16/8), ε-prediction on the linear schedule, AdamW 5e-4, warm-up, cosine."""
+    config = [video_unet_small(frames=16, base_channels=8, norm_groups=4, heads=2),
+              video_unet_small(frames=16, base_channels=16, norm_groups=8, heads=2),
+              video_unet_small(frames=16, base_channels=64, norm_groups=32)][WIDE[S.profile]]
+    torch.manual_seed(0)
+    model = VideoUNet(config).to(S.device)
+    trainer = make_trainer(model, stream, 1_000_000, lambda m, b: diffusion_loss(m, b.video, linear_T), lr=5e-4,
+                           warmup=pick(smoke=1, cpu=25, gpu=250), decay_to=0.1, minutes=contest_cap,
+                           log_every=log_every_c, desc="DDPM U-Net")
+    record = run(trainer)
+    return record, diffusion_samples(model, linear_T)
+
+
+def dit() -> tuple[dict, torch.Tensor]:
+    """Chapter 11's DiT (8 blocks of 384, patch 4, one-frame tubelets; patch 8 on a CPU, as chapter 11 there),
+    v-prediction on the cosine schedule."""
+    depth, width, heads = [(1, 32, 2), (2, 64, 4), (8, 384, 6)][WIDE[S.profile]]
+    config = DiTConfig(input_size=32, frames=16, in_channels=1, num_classes=0, temporal_patch=1,
+                       patch_size=pick(smoke=8, cpu=8, gpu=4), depth=depth, hidden_size=width, num_heads=heads)
+    torch.manual_seed(0)
+    model = VPrediction(DiT(config), cosine_T).to(S.device)
+    trainer = make_trainer(model, stream, 1_000_000, lambda m, b: diffusion_loss(m, b.video, cosine_T, pixels=True),
+                           lr=3e-4, warmup=pick(smoke=1, cpu=20, gpu=200), decay_to=0.1, betas=(0.9, 0.99),
+                           minutes=contest_cap, log_every=log_every_c, desc="DiT")
+    record = run(trainer)
+    return record, diffusion_samples(model, cosine_T)
+
+
+FAMILIES = {"MoCoGAN": ("GAN + VAE", mocogan), "GPT prior": ("transformers", gpt_prior),
+            "DDPM U-Net": ("diffusion", unet), "DiT": ("DiT", dit)}
+contest, contest_clips = {}, {}
+for name, (era, train_and_sample) in FAMILIES.items():
+    contest[name], contest_clips[name] = train_and_sample()
+    contest[name]["era"] = era
+    print(f"{name:11s} {contest[name]['parameters'] / 1e6:6.2f}M parameters, {contest[name]['steps']:6d} steps in "
+          f"{contest[name]['minutes']:.2f} min ({contest[name]['stopped_by']}), "
+          f"{num(contest[name]['train_flops'], '.3g')} training FLOPs")
+
+# %% [markdown]
+# The four, scored with the protocol beside the reference rows at the same n, and the story's steps read:
+
+# %%
+evaluator_c = PROTOCOL.evaluator(S.device, n_real=n_real_c)
+rows_c = reference_rows(evaluator_c, n=n_gen_c)
+floor_c = floor_fd(rows_c)
+for name, clips in contest_clips.items():
+    contest[name] |= score(evaluator_c, clips)
+print(format_rows(rows_c | contest, ("fd", "frame_quality", "identity_consistency", "motion_consistency",
+                                     "diversity")))
+contest_passed = past_the_floor(contest, floor_c)
+matched_runs = [n for n, r in contest.items() if contest_budget and r["stopped_by"] == "steps"]
+story = {}
+for earlier, later in zip(list(contest), list(contest)[1:]):
+    d, se = difference(contest[later]["fd"], contest[later]["fd_se"], contest[earlier]["fd"], contest[earlier]["fd_se"])
+    readable = all(n in contest_passed and n in matched_runs for n in (earlier, later))
+    step = verdict(d, 0.0, se) if readable else "not resolved"       # 'met': the later family is lower
+    story[f"{earlier} -> {later}"] = {"later_minus_earlier": d, "se": se, "readable": readable,
+                                      "outcome": {"met": "supported", "not met": "not supported"}.get(step, step)}
+    print(f"{earlier} -> {later}: fd {d:+.2f} ± {se:.2f} -> {story[f'{earlier} -> {later}']['outcome']}"
+          + ("" if readable else " (a model above the floor, or a run not matched)"))
+outcomes = [s["outcome"] for s in story.values()]
+story_claim = ("supported" if all(o == "supported" for o in outcomes)
+               else "not supported" if "not supported" in outcomes else "not resolved")
+print(f"-> each era improves on the last, at {num(contest_budget, '.2g')} training FLOPs each: {story_claim}")
+
+# %% [markdown]
+# Samples of the families past the floor, two clips each (every other frame); a family above it draws closer to
+# noise than to digits, and is named above instead of shown.
+
+# %%
+shown = {f"{name} {i}": contest_clips[name][i] for name in contest_passed for i in range(2)}
+filmstrip(shown) if shown else print("no family is past the floor at this budget")
+
+# %% [markdown]
+# **Reading it.** One budget asks one question: which family learns most from a fixed, small amount of compute, on
+# 32×32 digits. It does not ask which family is best. A family whose case rests on scale (the DiT: no built-in
+# notion of locality, so it must learn what a convolution is given) can lose at a small budget and still win at a
+# large one; chapter 11's scaling study is where its curve is read. A run that the time cap stopped did not spend
+# the budget, and its step of the story reads "not resolved" for that reason alone.
+
+# %% [markdown]
 # ## Results
 #
 # The table, the pairwise differences and the ledger go to `results/13_capstone.json`; its headline counts the
@@ -288,8 +482,10 @@ results.record("13_capstone", {
                  "best_fd": table[ranked[0]]["fd"] if ranked else None,
                  "best_fd_se": table[ranked[0]]["fd_se"] if ranked else None,
                  "claims_supported": tally["supported"], "claims_not_supported": tally["not supported"],
-                 "claims_not_resolved": tally["not resolved"]},
+                 "claims_not_resolved": tally["not resolved"], "contest_story": story_claim},
     "floor": floor, "table": table, "past_the_floor": passed, "differences_from_best": pairs, "claims": ledger,
+    "contest": {"budget_flops": contest_budget, "floor": floor_c, "models": contest, "past_the_floor": contest_passed,
+                "story": story, "outcome": story_claim},
 }, started=STARTED)
 
 # %% [markdown]

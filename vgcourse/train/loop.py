@@ -327,3 +327,24 @@ class Trainer:
         if "rng_cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
         return self
+
+
+def fit_to_flops(trainer: Trainer, budget: float) -> TrainSummary:
+    """Train until ``budget`` training FLOPs are spent, for comparisons at matched compute.
+
+    The first step measures a step's FLOPs (as every run does); the run then ends at the last step within the
+    budget, ``floor(budget / flops_per_step)`` steps in all (at least the steps already done), and a
+    :func:`~vgcourse.train.warmup_cosine` decay is moved to end there. A time budget in the config still bounds each
+    ``fit()``: if it ends the run first, ``summary.stopped_by`` reads "time" and the FLOPs fall short of the budget,
+    so the run does not count as matched.
+    """
+    if not budget > 0:
+        raise ValueError(f"a FLOPs budget must be positive, got {budget!r}")
+    if not trainer.config.measure_flops:
+        raise ValueError("fit_to_flops needs TrainConfig(measure_flops=True): the budget is counted in measured FLOPs")
+    if trainer.summary.flops_per_step is None:
+        trainer.fit(trainer.step + 1)
+    steps = max(trainer.step, int(budget // trainer.summary.flops_per_step))
+    for sched in trainer.schedulers.values():
+        retarget(sched, steps)
+    return trainer.fit(steps)
