@@ -371,8 +371,8 @@ def gpt_prior() -> tuple[dict, torch.Tensor]:
     prior = GPT(config).to(S.device)
     optimizer = prior.configure_optimizers(0.1, 8e-4)
     cap = 1_000_000
-    trainer = Trainer(prior, optimizer, TokenBatches(codes, torch.zeros(len(codes), dtype=torch.long),
-                                                     pick(smoke=2, cpu=16, gpu=256), seed=0),
+    no_labels = torch.zeros(len(codes), dtype=torch.long, device=codes.device)   # an unconditional prior
+    trainer = Trainer(prior, optimizer, TokenBatches(codes, no_labels, pick(smoke=2, cpu=16, gpu=256), seed=0),
                       TrainConfig(steps=cap, max_minutes=contest_cap, log_every=log_every_c, desc="GPT prior"),
                       loss_fn=prior_loss,
                       schedulers={"main": warmup_cosine(optimizer, pick(smoke=1, cpu=20, gpu=200), cap, final=0.1)})
