@@ -75,6 +75,8 @@ def test_token_batches_are_fixed_by_step() -> None:
     assert torch.equal(a, codes[ya].long())  # each row keeps its own label
     with pytest.raises(ValueError, match="codes"):
         TokenBatches(codes.float(), labels, 4)
+    with pytest.raises(ValueError, match="one device"):      # one index tensor draws both: a GPU run would fail
+        TokenBatches(codes, labels.to("meta"), 4)
 
 
 def test_token_batches_drop_labels_to_no_class_at_the_asked_rate() -> None:

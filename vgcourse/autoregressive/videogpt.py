@@ -110,6 +110,9 @@ class TokenBatches:
         if codes.ndim != 4 or codes.is_floating_point() or labels.shape != (codes.shape[0],):
             raise ValueError(f"expected codes (N, t, h, w) as integers and labels (N,), got {tuple(codes.shape)} "
                              f"{codes.dtype} and {tuple(labels.shape)}")
+        if labels.device != codes.device:
+            raise ValueError(f"codes and labels must live on one device (one index draws both), got codes on "
+                             f"{codes.device} and labels on {labels.device}")
         if batch_size < 1:
             raise ValueError(f"expected a positive batch size, got {batch_size}")
         if not 0.0 <= p_uncond < 1.0:
