@@ -28,8 +28,8 @@
 # | profile | sections 1–4 | section 5: four families | time |
 # |---|---|---|---|
 # | `smoke` | the committed gpu results | tiny models, two steps each | < 1 min on 2 CPU cores (checks only) |
-# | `cpu` | the same | small models, 4·10¹² training FLOPs each | ≈ 6 min on 2 CPU cores |
-# | `gpu` | the same | the chapters' sizes, 5·10¹⁵ training FLOPs each | ≈ 7 min on one GPU |
+# | `cpu` | the same | small models, 4·10¹² training FLOPs each | ≈ 8 min on 2 CPU cores |
+# | `gpu` | the same | the chapters' sizes, 5·10¹⁵ training FLOPs each | ≈ 8 min on one GPU |
 
 # %%
 import time
@@ -297,9 +297,44 @@ print(f"\n{len(ledger)} claims: " + ", ".join(f"{n} {o}" for o, n in tally.items
 # **not supported** if it is above by one; **not resolved** otherwise. The story is supported when every step is,
 # not supported when any step is not.
 
-# %%
-import torch
+# %% [markdown]
+# The piece that matches the budget, written out: the loop counts the FLOPs of its first step on the real work
+# (forward and backward, by PyTorch's FLOP counter), so one step tells how many steps the budget buys; the cosine
+# decay is moved to end there (`retarget`, as a run bounded by minutes does), then the loop runs on. Checked against
+# the package's `fit_to_flops` on two copies of a tiny model: the same steps, the same weights.
 
+# %%
+# NBVAL_CHECK_OUTPUT
+import torch
+from torch import nn
+
+from vgcourse.train import fit_to_flops, make_trainer
+from vgcourse.train.schedules import retarget
+
+
+def my_fit_to_flops(trainer, budget: float):
+    if trainer.summary.flops_per_step is None:
+        trainer.fit(trainer.step + 1)                               # step 1 measures a step's FLOPs
+    steps = max(trainer.step, int(budget // trainer.summary.flops_per_step))   # the last step within the budget
+    for schedule_ in trainer.schedulers.values():
+        retarget(schedule_, steps)                                  # the learning-rate decay ends there too
+    return trainer.fit(steps)
+
+
+x_check = torch.randn(4, 8)
+twins = {}
+for name, fit in [("mine", my_fit_to_flops), ("package", fit_to_flops)]:
+    torch.manual_seed(0)
+    twin = nn.Linear(8, 1)
+    trainer_ = make_trainer(twin, lambda step: x_check, 10_000, lambda m, x: m(x).pow(2).mean(), lr=1e-2, warmup=1,
+                            decay_to=0.1, progress=False, log_every=1)
+    budget_ = 12.5 * trainer_.fit(1).flops_per_step                 # twelve and a half steps' FLOPs
+    twins[name] = (fit(trainer_, budget_).steps, twin.weight.detach().clone())
+assert twins["mine"][0] == twins["package"][0] == 12
+torch.testing.assert_close(twins["mine"][1], twins["package"][1])
+print("my_fit_to_flops stops where vgcourse.train.fit_to_flops does (12 steps for 12.5 steps' FLOPs), same weights")
+
+# %%
 from vgcourse.autoregressive import (
     GPT,
     TokenBatches,
@@ -317,7 +352,7 @@ from vgcourse.gan import MoCoGANConfig, MoCoGANRecipe, build_mocogan, make_gan_t
 from vgcourse.metrics import PROTOCOL, score
 from vgcourse.metrics.protocol import reference_rows
 from vgcourse.profiles import pick
-from vgcourse.train import TrainConfig, Trainer, fit_to_flops, make_trainer, warmup_cosine
+from vgcourse.train import TrainConfig, Trainer, warmup_cosine
 
 contest_budget = pick(smoke=None, cpu=4e12, gpu=5e15)   # training FLOPs per family (None: two steps each)
 contest_cap = pick(smoke=None, cpu=1.5, gpu=2.5)        # minutes: a guard on any one run
@@ -402,14 +437,18 @@ def unet() -> tuple[dict, torch.Tensor]:
     return record, diffusion_samples(model, linear_T)
 
 
-def dit() -> tuple[dict, torch.Tensor]:
-    """Chapter 11's DiT (8 blocks of 384, patch 4, one-frame tubelets; patch 8 on a CPU, as chapter 11 there),
-    v-prediction on the cosine schedule."""
+def dit_config() -> DiTConfig:
+    """Chapter 11's DiT (8 blocks of 384, patch 4, one-frame tubelets; patch 8 on a CPU, as chapter 11 there)."""
     depth, width, heads = [(1, 32, 2), (2, 64, 4), (8, 384, 6)][WIDE[S.profile]]
-    config = DiTConfig(input_size=32, frames=16, in_channels=1, num_classes=0, temporal_patch=1,
-                       patch_size=pick(smoke=8, cpu=8, gpu=4), depth=depth, hidden_size=width, num_heads=heads)
+    return DiTConfig(input_size=32, frames=16, in_channels=1, num_classes=0, temporal_patch=1,
+                     patch_size=pick(smoke=8, cpu=8, gpu=4), depth=depth, hidden_size=width, num_heads=heads)
+
+
+def dit(config: DiTConfig | None = None) -> tuple[dict, torch.Tensor]:
+    """A DiT (default: `dit_config()`) with chapter 11's recipe: v-prediction on the cosine schedule, AdamW 3e-4,
+    β = (0.9, 0.99), warm-up, cosine to a tenth."""
     torch.manual_seed(0)
-    model = VPrediction(DiT(config), cosine_T).to(S.device)
+    model = VPrediction(DiT(config or dit_config()), cosine_T).to(S.device)
     trainer = make_trainer(model, stream, 1_000_000, lambda m, b: diffusion_loss(m, b.video, cosine_T, pixels=True),
                            lr=3e-4, warmup=pick(smoke=1, cpu=20, gpu=200), decay_to=0.1, betas=(0.9, 0.99),
                            minutes=contest_cap, log_every=log_every_c, desc="DiT")
@@ -498,7 +537,7 @@ results.record("13_capstone", {
 # standard error.
 
 # %%
-from vgcourse.exercises import check
+from vgcourse.exercises import check, solution
 
 
 def difference_with_se(a: float, se_a: float, b: float, se_b: float) -> tuple[float, float]:
@@ -544,6 +583,35 @@ for label, line in [("the floor", floor), ("frozen frames", rows["frozen frames"
     except NotImplementedError:
         names = None
     print(f"below {label} ({line:.1f}): {'(fill in `below` first)' if names is None else names or 'none'}")
+
+# %% [markdown]
+# **4. Predict, then see: a coarser DiT.** Patches twice as wide a side hold four times the pixels each, so a clip
+# is a quarter of the tokens: attention's cost falls by more than four, the rest by about four, and the same budget
+# buys roughly four times the steps, each seeing the clip at a coarser grain. Before running, predict: at the
+# contest's budget, does the DiT's fd go down (more steps win) or up (coarser tokens lose)? Write
+# `coarser(config)`: the same DiT with twice the patch size, everything else kept. The cell after it trains that
+# DiT with the contest's recipe and budget and scores it beside the contest's DiT.
+
+# %%
+from dataclasses import replace  # noqa: F401  (for your answer)
+
+
+def coarser(config: DiTConfig) -> DiTConfig:
+    # YOUR CODE HERE: dataclasses.replace(...) with the patch size doubled
+    raise NotImplementedError
+
+
+check("coarser_dit", coarser)
+
+# %%
+coarse_fn = coarser if check("coarser_dit", coarser).passed else solution("coarser_dit")
+coarse_record, coarse_clips = dit(coarse_fn(dit_config()))
+coarse = coarse_record | score(evaluator_c, coarse_clips)
+d_coarse, se_coarse = difference(coarse["fd"], coarse["fd_se"], contest["DiT"]["fd"], contest["DiT"]["fd_se"])
+print(f"patch {coarse_fn(dit_config()).patch_size}: {coarse['steps']} steps ({coarse['stopped_by']}), fd "
+      f"{coarse['fd']:.2f} ± {coarse['fd_se']:.2f}; patch {dit_config().patch_size}: {contest['DiT']['steps']} steps, "
+      f"fd {contest['DiT']['fd']:.2f} ± {contest['DiT']['fd_se']:.2f}; coarser minus finer {d_coarse:+.2f} ± "
+      f"{se_coarse:.2f}")
 
 # %%
 print(f"chapter wall time: {(time.time() - STARTED) / 60:.1f} min")

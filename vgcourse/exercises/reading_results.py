@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from dataclasses import fields, replace
 
+from vgcourse.dit import DiTConfig
 from vgcourse.exercises import Wrong, exercise
 from vgcourse.metrics.protocol import verdict
 from vgcourse.record import BAR_TO_CLAIM, difference
@@ -72,3 +74,33 @@ def check_below(answer) -> None:
         if list(got) != want:
             raise Wrong(f"line {line}: expected {want}, got {list(got)} (a model passes when line − fd ≥ its fd_se: "
                         "fd 9.9 ± 0.9 is not below 10.6 by one standard error)")
+
+
+# ---- 4. a coarser DiT (a change to the model) ---------------------------------------------------------------------
+def coarser_dit_solution(config: DiTConfig) -> DiTConfig:
+    """The same DiT with patches twice as wide a side: a quarter of the tokens per frame."""
+    return replace(config, patch_size=2 * config.patch_size)
+
+
+@exercise("coarser_dit", "Return the same DiTConfig with the patch size doubled and everything else kept.",
+          coarser_dit_solution)
+def check_coarser_dit(answer) -> None:
+    for config in (DiTConfig(input_size=32, frames=16, in_channels=1, num_classes=0, patch_size=4, temporal_patch=1,
+                             depth=2, hidden_size=64, num_heads=4),
+                   DiTConfig(input_size=32, frames=8, in_channels=1, num_classes=0, patch_size=8, temporal_patch=2,
+                             depth=1, hidden_size=32, num_heads=2)):
+        before = replace(config)
+        got = answer(config)
+        if config != before:
+            raise Wrong("the config you were given was changed in place: return a new one (dataclasses.replace)")
+        if not isinstance(got, DiTConfig):
+            raise Wrong(f"expected a DiTConfig, got {type(got).__name__}")
+        if got.patch_size != 2 * config.patch_size:
+            raise Wrong(f"patch size {config.patch_size} should become {2 * config.patch_size}, got {got.patch_size}")
+        changed = [f.name for f in fields(config) if f.name != "patch_size" and getattr(got, f.name) !=
+                   getattr(config, f.name)]
+        if changed:
+            raise Wrong(f"only the patch size changes; these changed too: {changed}")
+        tokens = lambda c: (c.frames // c.temporal_patch) * (c.input_size // c.patch_size) ** 2  # noqa: E731
+        if tokens(got) * 4 != tokens(config):
+            raise Wrong(f"a clip should be a quarter of the tokens: {tokens(config)} -> {tokens(got)}")
