@@ -37,3 +37,11 @@ def test_a_budget_below_one_step_runs_one_and_bad_budgets_raise():
         fit_to_flops(tiny_trainer(), 0.0)
     with pytest.raises(ValueError, match="measure_flops=True"):
         fit_to_flops(tiny_trainer(measure_flops=False), 1e9)
+
+
+def test_a_step_counted_as_no_flops_is_refused():
+    trainer = tiny_trainer()
+    trainer.fit(1)
+    trainer.summary.flops_per_step = 0
+    with pytest.raises(ValueError, match="nothing to divide the budget by"):
+        fit_to_flops(trainer, 1e9)

@@ -11,8 +11,8 @@ from vgcourse.metrics.protocol import format_rows
 from vgcourse.record import Claim, Entry, difference, lookup, read_claim, read_entry
 
 
-def write(directory, chapter: str, metrics: dict, **extra) -> None:
-    payload = {"chapter": chapter, "metrics": metrics, "profile": "gpu", "device": "a GPU"} | extra
+def write(directory, chapter: str, metrics: dict, profile: str = "gpu", **extra) -> None:
+    payload = {"chapter": chapter, "metrics": metrics, "profile": profile, "device": "a GPU"} | extra
     (directory / f"{chapter}.json").write_text(json.dumps(payload))
 
 
@@ -117,3 +117,12 @@ def test_format_rows_fits_long_names():
                        ("fd",))
     lines = text.split("\n")
     assert len({len(line) for line in lines}) == 1, lines       # every column lines up
+
+
+def test_read_entry_reads_only_gpu_runs_at_the_protocols_n(tmp_path):
+    write(tmp_path, "20_small", {"headline": {"fd": 12.0, "fd_se": 0.5, "n_gen": 128}})
+    write(tmp_path, "21_cpu", {"headline": {"fd": 12.0, "fd_se": 0.5, "n_gen": 384}}, profile="cpu")
+    with pytest.raises(ValueError, match="scored on n_gen = 128 clips, not the protocol's 384"):
+        read_entry(Entry("x", "y", "z", "20_small"), tmp_path)
+    with pytest.raises(ValueError, match="a 'cpu' run; the record reads gpu runs only"):
+        read_entry(Entry("x", "y", "z", "21_cpu"), tmp_path)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from vgcourse.metrics.protocol import verdict
+from vgcourse.metrics.protocol import PROTOCOL, verdict
 from vgcourse.results import load
 
 OUTCOMES = ("supported", "not supported", "not resolved")
@@ -74,13 +74,19 @@ class Entry:
 
 def read_entry(entry: Entry, directory: str | Path | None = None) -> dict[str, Any]:
     """The entry's numbers: fd, fd_se, the SCORE_KEYS, n_gen, training FLOPs and minutes, sampling ms per clip,
-    and the device and profile of the run. Raises when the run is not at the protocol's n or not a gpu run."""
+    and the device and profile of the run. Raises ValueError when the run is not a gpu run or its scores are not at
+    the protocol's n (384 generated clips): the record compares like with like or not at all."""
     payload = load(entry.chapter, directory)
     scores = lookup(payload, entry.scores)
+    if payload.get("profile") != "gpu":
+        raise ValueError(f"{entry.chapter}: a {payload.get('profile')!r} run; the record reads gpu runs only")
     row: dict[str, Any] = {"family": entry.family, "era": entry.era, "model": entry.model,
                            "chapter": entry.chapter, "device": payload["device"], "profile": payload["profile"]}
     for key in ("fd", "fd_se", *SCORE_KEYS, "n_gen"):
         row[key] = lookup(payload, f"{entry.scores}/{key}") if key in ("fd", "fd_se") else scores.get(key)
+    if row["n_gen"] != PROTOCOL.n_gen:
+        raise ValueError(f"{entry.chapter}: {entry.model} was scored on n_gen = {row['n_gen']} clips, not the "
+                         f"protocol's {PROTOCOL.n_gen}")
     row["train_flops"] = _number(payload, entry.flops)
     row["minutes"] = _number(payload, entry.minutes)
     row["sampling_ms"] = _number(payload, entry.sampling_ms)
@@ -147,8 +153,8 @@ def read_claim(claim: Claim, directory: str | Path | None = None) -> dict[str, A
 
 def difference(a: float, se_a: float, b: float, se_b: float) -> tuple[float, float]:
     """a − b and its standard error sqrt(se_a² + se_b²), treating the two estimates as independent (two models'
-    fd, each with its jackknife SE over its own generated clips). Both are read against the same held-out clips,
-    which moves them together, so the true SE of the difference is no larger than this one."""
+    fd, each with its jackknife SE over its own generated clips). Both SEs hold the held-out clips fixed: this one
+    says how much the difference would move with other generated clips, not with another held-out set."""
     for name, se in (("se_a", se_a), ("se_b", se_b)):
         if not se >= 0:
             raise ValueError(f"{name} must be a standard error >= 0, got {se}")

@@ -344,6 +344,9 @@ def fit_to_flops(trainer: Trainer, budget: float) -> TrainSummary:
         raise ValueError("fit_to_flops needs TrainConfig(measure_flops=True): the budget is counted in measured FLOPs")
     if trainer.summary.flops_per_step is None:
         trainer.fit(trainer.step + 1)
+    if not trainer.summary.flops_per_step:
+        raise ValueError(f"a step's FLOPs were counted as {trainer.summary.flops_per_step!r}: nothing to divide the "
+                         "budget by")
     steps = max(trainer.step, int(budget // trainer.summary.flops_per_step))
     for sched in trainer.schedulers.values():
         retarget(sched, steps)
