@@ -45,3 +45,25 @@ def test_a_step_counted_as_no_flops_is_refused():
     trainer.summary.flops_per_step = 0
     with pytest.raises(ValueError, match="nothing to divide the budget by"):
         fit_to_flops(trainer, 1e9)
+
+
+def test_a_periodic_step_is_counted_by_its_mean_over_a_cycle():
+    """A step that does extra work every third step (as a lazy R1 penalty does): cycle=3 counts its mean."""
+    torch.manual_seed(0)
+    model = nn.Linear(8, 1)
+    data = torch.randn(4, 8)
+
+    def loss(m, x):
+        extra = trainer.step % 3 == 0 and trainer.summary.flops_per_step is not None
+        return m(x).pow(2).mean() + (m(torch.cat([x] * 50)).pow(2).mean() if extra else 0.0)
+
+    trainer = make_trainer(model, lambda step: data, 1000, loss, lr=1e-2, progress=False, log_every=1)
+    plain = tiny_trainer()
+    plain.fit(1)
+    summary = fit_to_flops(trainer, 1e6, cycle=3)
+    mean_step = summary.train_flops / summary.steps
+    assert trainer.summary.flops_per_step == plain.summary.flops_per_step          # the loop counted a plain step
+    assert mean_step > 10 * plain.summary.flops_per_step                             # the mean sees the heavy step
+    assert summary.steps == int(1e6 // mean_step) and summary.train_flops <= 1e6
+    with pytest.raises(ValueError, match="cycle is a number of steps"):
+        fit_to_flops(tiny_trainer(), 1e6, cycle=0)

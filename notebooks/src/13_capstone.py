@@ -290,10 +290,10 @@ print(f"\n{len(ledger)} claims: " + ", ".join(f"{n} {o}" for o, n in tally.items
 # average of the weights over a thousand steps would still be mostly its initial weights, so every family samples
 # from its live weights. Every run is eager (compiling four models would cost minutes of the budget's time, not of
 # its FLOPs), with a time cap as a guard: a run stopped by the cap did not spend the budget and is not matched. One
-# count is short: the loop counts MoCoGAN's plain step, and its R1 penalty, added every fourth step, costs about
-# half a step more each time, so the GAN spends about an eighth more than the budget; a step of the story that it
-# wins by less than that is read with that in mind. (On a CPU, PyTorch's FLOP counter does not see the attention
-# kernel, so there the two transformers' attention is not counted; on a GPU it is.)
+# family's steps are not all alike: MoCoGAN adds its R1 penalty every fourth step (about half a step more each
+# time), and the loop's counted step is a plain one, so its budget is read in the mean FLOPs of four steps
+# (`fit_to_flops(..., cycle=4)`). (On a CPU, PyTorch's FLOP counter does not see the attention kernel, so there the
+# two transformers' attention is not counted; on a GPU it is.)
 #
 # Stated before measuring, the survey's story of eras replacing each other, read at this one budget: for each step
 # of the story (GAN → autoregressive transformer → diffusion U-Net → DiT), **supported** if the later family's fd
@@ -375,9 +375,10 @@ linear_T, cosine_T = linear_schedule(1000).to(S.device), cosine_schedule(1000).t
 WIDE = dict(smoke=0, cpu=1, gpu=2)                      # which of each family's three sizes below
 
 
-def run(trainer: Trainer) -> dict:
-    """Train to the budget (two steps without one); what the contest records of the run."""
-    summary = fit_to_flops(trainer, contest_budget) if contest_budget else trainer.fit(2)
+def run(trainer: Trainer, cycle: int = 1) -> dict:
+    """Train to the budget (two steps without one); what the contest records of the run. ``cycle``: the period of a
+    step that varies (`fit_to_flops` then counts the mean step over one period)."""
+    summary = fit_to_flops(trainer, contest_budget, cycle) if contest_budget else trainer.fit(2)
     return {"steps": summary.steps, "minutes": summary.wall_time_s / 60, "train_flops": summary.train_flops,
             "stopped_by": summary.stopped_by, "parameters": sum(p.numel() for p in trainer.model.parameters())}
 
@@ -393,7 +394,7 @@ def mocogan() -> tuple[dict, torch.Tensor]:
     trainer = make_gan_trainer(model, lambda tr, b: mocogan_step(tr, b, recipe), 1_000_000, stream, lr_g=2e-4,
                                lr_d=2e-4, betas=(0.0, 0.99), ema=False, amp=False, max_minutes=contest_cap,
                                log_every=log_every_c, desc="MoCoGAN")
-    record = run(trainer)
+    record = run(trainer, cycle=recipe.r1_every)                    # R1 every 4th step: count a mean step
     with torch.no_grad():
         g = torch.Generator(S.device).manual_seed(1)
         clips = torch.cat([model["G"].eval().sample(min(128, n_gen_c - i), generator=g).float().clamp(-1, 1).cpu()

@@ -329,25 +329,35 @@ class Trainer:
         return self
 
 
-def fit_to_flops(trainer: Trainer, budget: float) -> TrainSummary:
+def fit_to_flops(trainer: Trainer, budget: float, cycle: int = 1) -> TrainSummary:
     """Train until ``budget`` training FLOPs are spent, for comparisons at matched compute.
 
     The first step measures a step's FLOPs (as every run does); the run then ends at the last step within the
     budget, ``floor(budget / flops_per_step)`` steps in all (at least the steps already done), and a
-    :func:`~vgcourse.train.warmup_cosine` decay is moved to end there. A time budget in the config still bounds each
-    ``fit()``: if it ends the run first, ``summary.stopped_by`` reads "time" and the FLOPs fall short of the budget,
-    so the run does not count as matched.
+    :func:`~vgcourse.train.warmup_cosine` decay is moved to end there. Where steps differ with a period (a GAN's
+    lazy R1 penalty every k steps, which the loop's counted step leaves out), ``cycle=k`` counts the FLOPs of the
+    next k steps and uses their mean instead; the summary's ``train_flops`` is then that mean × the steps. A time
+    budget in the config still bounds each ``fit()``: if it ends the run first, ``summary.stopped_by`` reads "time"
+    and the FLOPs fall short of the budget, so the run does not count as matched.
     """
     if not budget > 0:
         raise ValueError(f"a FLOPs budget must be positive, got {budget!r}")
+    if not isinstance(cycle, int) or cycle < 1:
+        raise ValueError(f"cycle is a number of steps >= 1, got {cycle!r}")
     if not trainer.config.measure_flops:
         raise ValueError("fit_to_flops needs TrainConfig(measure_flops=True): the budget is counted in measured FLOPs")
     if trainer.summary.flops_per_step is None:
         trainer.fit(trainer.step + 1)
-    if not trainer.summary.flops_per_step:
-        raise ValueError(f"a step's FLOPs were counted as {trainer.summary.flops_per_step!r}: nothing to divide the "
-                         "budget by")
-    steps = max(trainer.step, int(budget // trainer.summary.flops_per_step))
+    per_step = trainer.summary.flops_per_step
+    if cycle > 1:
+        start = trainer.step
+        per_step = count_flops(lambda: trainer.fit(start + cycle)) / cycle     # the mean step of one period
+    if not per_step:
+        raise ValueError(f"a step's FLOPs were counted as {per_step!r}: nothing to divide the budget by")
+    steps = max(trainer.step, int(budget // per_step))
     for sched in trainer.schedulers.values():
         retarget(sched, steps)
-    return trainer.fit(steps)
+    summary = trainer.fit(steps)
+    if cycle > 1:
+        summary.train_flops = float(per_step) * summary.steps
+    return summary
