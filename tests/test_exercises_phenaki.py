@@ -5,25 +5,19 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 import torch.nn.functional as F
 
 from vgcourse.autoregressive import MaskGIT, decode_schedule, maskgit_tiny
-from vgcourse.exercises import FAIL, NOT_ATTEMPTED, PASS, all_exercises, check, solution
+from vgcourse.exercises import FAIL, all_exercises, check, solution
 
 NAMES = ["masked_token_loss", "guided_logits", "still_masked"]
 
 
-def stub(*args, **kwargs):
-    raise NotImplementedError
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_solutions_pass_and_stubs_are_not_attempted(name) -> None:
-    assert name in all_exercises()
-    assert check(name, solution(name)).status == PASS, check(name, solution(name))
-    assert check(name, stub).status == NOT_ATTEMPTED
+def test_the_exercises_are_registered() -> None:
+    """Each registered exercise's solution passes its check and its stub reads "not attempted yet": that is
+    test_results_exercises_build.py's test, over every exercise of the package."""
+    assert set(NAMES) <= set(all_exercises())
 
 
 def test_the_loss_solution_is_maskgits_loss() -> None:

@@ -6,21 +6,16 @@ import pytest
 import torch
 from einops import rearrange
 
-from vgcourse.exercises import FAIL, NOT_ATTEMPTED, PASS, all_exercises, check, solution
+from vgcourse.exercises import FAIL, all_exercises, check, solution
 from vgcourse.tokenizers import CViViT, VectorQuantizer, code_counts, cvivit_tiny, usage_and_perplexity
 
 NAMES = ["codebook_perplexity", "cvivit_patches", "restart_dead_codes"]
 
 
-def stub(*args, **kwargs):
-    raise NotImplementedError
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_solutions_pass_and_stubs_are_not_attempted(name) -> None:
-    assert name in all_exercises()
-    assert check(name, solution(name)).status == PASS, check(name, solution(name))
-    assert check(name, stub).status == NOT_ATTEMPTED
+def test_the_exercises_are_registered() -> None:
+    """Each registered exercise's solution passes its check and its stub reads "not attempted yet": that is
+    test_results_exercises_build.py's test, over every exercise of the package."""
+    assert set(NAMES) <= set(all_exercises())
 
 
 def test_the_perplexity_solution_is_the_quantizers_statistic() -> None:
