@@ -8,7 +8,7 @@ import math
 import pytest
 
 from vgcourse.metrics.protocol import format_rows
-from vgcourse.record import Claim, Entry, difference, lookup, read_claim, read_entry
+from vgcourse.record import Claim, Entry, combined, difference, lookup, read_claim, read_entry
 
 
 def write(directory, chapter: str, metrics: dict, profile: str = "gpu", **extra) -> None:
@@ -126,3 +126,13 @@ def test_read_entry_reads_only_gpu_runs_at_the_protocols_n(tmp_path):
         read_entry(Entry("x", "y", "z", "20_small"), tmp_path)
     with pytest.raises(ValueError, match="a 'cpu' run; the record reads gpu runs only"):
         read_entry(Entry("x", "y", "z", "21_cpu"), tmp_path)
+
+
+def test_combined_is_the_rule_for_a_claim_of_parts():
+    assert combined(["supported", "supported"]) == "supported"
+    assert combined(["supported", "not resolved"]) == "not resolved"
+    assert combined(["not resolved", "not supported", "supported"]) == "not supported"
+    with pytest.raises(ValueError, match="expected one or more"):
+        combined(["met"])
+    with pytest.raises(ValueError, match="expected one or more"):
+        combined([])

@@ -121,6 +121,17 @@ class Claim:
 BAR_TO_CLAIM = {"met": "supported", "not met": "not supported", "not resolved": "not resolved"}
 
 
+def combined(outcomes: Sequence[str]) -> str:
+    """The outcome of a claim of several parts, the course's rule: supported when every part is, not supported when
+    any part is not, else not resolved. Each part is one of OUTCOMES."""
+    unknown = [o for o in outcomes if o not in OUTCOMES]
+    if not outcomes or unknown:
+        raise ValueError(f"expected one or more of {OUTCOMES}, got {list(outcomes)}")
+    if all(o == "supported" for o in outcomes):
+        return "supported"
+    return "not supported" if "not supported" in outcomes else "not resolved"
+
+
 def _outcome_word(payload: dict[str, Any], path: str) -> tuple[str, str | None]:
     """(one of OUTCOMES, the reason written after it or None) from the outcome or bar word at ``path``."""
     text = lookup(payload, path)
@@ -143,9 +154,7 @@ def read_claim(claim: Claim, directory: str | Path | None = None) -> dict[str, A
     else:
         paths = [claim.outcome] if isinstance(claim.outcome, str) else list(claim.outcome)
         parts = [_outcome_word(payload, p) for p in paths]
-        words = [w for w, _ in parts]
-        outcome = ("supported" if all(w == "supported" for w in words)
-                   else "not supported" if "not supported" in words else "not resolved")
+        outcome = combined([w for w, _ in parts])
         reason = "; ".join(r for _, r in parts if r) or None
     return {"era": claim.era, "claim": claim.claim, "chapter": claim.chapter, "outcome": outcome, "reason": reason,
             "evidence": {label: lookup(payload, path) for label, path in claim.evidence.items()}}
