@@ -37,6 +37,8 @@ from vgcourse.diffusion.unet import (
     UNetBlocks,
     VideoUNet,
     VideoUNetConfig,
+    ddpm_256,
+    ddpm_cifar10,
     estimate_parameters,
     video_unet_base,
     video_unet_small,

@@ -51,6 +51,9 @@ class UNetBlocks:
     - ``coordinates``: (t, y, x) channels in [-1, 1] appended to the input (CoordConv, Liu et al. 2018).
     - ``attention_conditioning``: the t + condition embedding also scales and shifts the attention blocks' inputs
       (adaLN, as in DiT's blocks).
+    - ``scale_shift``: a ResBlock reads the embedding as a scale and shift of its second group norm's output
+      (Nichol & Dhariwal 2021, §3.1, and every U-Net of the course); False: as a bias added to the first conv's
+      output before that norm, as Ho et al. 2020's U-Net does (half the projection's parameters).
     """
 
     temporal_conv: bool = False
@@ -58,6 +61,7 @@ class UNetBlocks:
     frame_positions: bool = False
     coordinates: bool = False
     attention_conditioning: bool = False
+    scale_shift: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "joint_attention_resolutions", tuple(self.joint_attention_resolutions))
@@ -109,6 +113,22 @@ def video_unet_base(**kw) -> VideoUNetConfig:  # gpu profile: channels 64/128/25
                                      attention_resolutions=(16, 8), temporal_attention_resolutions=(32, 16, 8)),
                               **kw})
 
+
+def ddpm_cifar10(**kw) -> VideoUNetConfig:
+    """Ho et al. 2020's CIFAR10 U-Net (App. B: "35.7 million parameters"; the authors' code: 128 channels, multipliers
+    (1, 2, 2, 2), two ResBlocks per level, attention at 16×16, dropout 0.1, the embedding added as a bias) as a
+    one-frame :class:`VideoUNet` without temporal attention: an image model. Inputs (B, 3, 1, 32, 32)."""
+    return VideoUNetConfig(**{**dict(in_channels=3, base_channels=128, channel_mults=(1, 2, 2, 2), num_res_blocks=2,
+                                     attention_resolutions=(16,), temporal_attention_resolutions=(), heads=1,
+                                     dropout=0.1, image_size=32, frames=1, blocks=UNetBlocks(scale_shift=False)),
+                              **kw})
+
+
+def ddpm_256(**kw) -> VideoUNetConfig:
+    """Ho et al. 2020's U-Net for LSUN and CelebA-HQ at 256×256 (App. B: "114 million parameters"; the authors' code:
+    128 channels, multipliers (1, 1, 2, 2, 4, 4), attention at 16×16, dropout 0) as a one-frame image model.
+    Inputs (B, 3, 1, 256, 256)."""
+    return ddpm_cifar10(**{**dict(channel_mults=(1, 1, 2, 2, 4, 4), dropout=0.0, image_size=256), **kw})
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
@@ -196,7 +216,9 @@ def normalise(block: nn.Module, x: torch.Tensor, emb: torch.Tensor | None) -> to
 
 class ResBlock(nn.Module):
     """A residual block of two per-frame 3×3 convs with the time embedding as a scale and shift
-    (:class:`Modulation`); with ``temporal_conv``, each 3×3 conv is followed by a :class:`TemporalConv` (Gen-1).
+    (:class:`Modulation`), or with ``scale_shift=False`` as a bias added before the second norm (Ho et al. 2020's
+    block: ``h = conv1(silu(norm1(x))) + W·silu(emb)``); with ``temporal_conv``, each 3×3 conv is followed by a
+    :class:`TemporalConv` (Gen-1).
 
     Inputs: x (N, C_in, H, W) frames (N = B·T); emb (N, D); frames T and temporal as :class:`TemporalConv`
     (used only with ``temporal_conv``, always passed so that a clip is never mistaken for images). Returns
@@ -204,10 +226,12 @@ class ResBlock(nn.Module):
     """
 
     def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float, groups: int,
-                 temporal_conv: bool = False):
+                 temporal_conv: bool = False, scale_shift: bool = True):
         super().__init__()
         self.norm1, self.conv1 = group_norm(c_in, groups), nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.modulation = Modulation(emb_dim, c_out, zero_init=False)  # the time (+ condition) embedding
+        # the time (+ condition) embedding: a scale and shift, or a bias (Ho et al. 2020)
+        self.modulation = Modulation(emb_dim, c_out, zero_init=False) if scale_shift else None
+        self.emb_bias = None if scale_shift else nn.Linear(emb_dim, c_out)
         self.norm2, self.drop = group_norm(c_out, groups), nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)  # the block starts as the identity (Ho et al. 2020's recipe)
@@ -220,7 +244,10 @@ class ResBlock(nn.Module):
         h = self.conv1(F.silu(self.norm1(x)))  # (N, C_out, H, W)
         if self.tconv1 is not None:
             h = self.tconv1(h, frames, temporal)  # (N, C_out, H, W)
-        h = self.modulation(self.norm2(h), emb)  # (N, C_out, H, W): scaled and shifted by the embedding
+        if self.modulation is not None:
+            h = self.modulation(self.norm2(h), emb)  # (N, C_out, H, W): scaled and shifted by the embedding
+        else:
+            h = self.norm2(h + self.emb_bias(F.silu(emb)).to(h.dtype)[:, :, None, None])  # (N, C_out, H, W)
         h = self.conv2(self.drop(F.silu(h)))  # (N, C_out, H, W)
         if self.tconv2 is not None:
             h = self.tconv2(h, frames, temporal)  # (N, C_out, H, W)
@@ -344,7 +371,7 @@ class SpaceTimeBlock(nn.Module):
                  joint: bool = False):
         super().__init__()
         g = cfg.norm_groups
-        self.res = ResBlock(c_in, c_out, emb_dim, cfg.dropout, g, cfg.blocks.temporal_conv)
+        self.res = ResBlock(c_in, c_out, emb_dim, cfg.dropout, g, cfg.blocks.temporal_conv, cfg.blocks.scale_shift)
         mod = emb_dim if cfg.blocks.attention_conditioning else None  # adaLN in the attention blocks too
         self.joint = JointSpaceTimeAttention(c_out, cfg.heads, g, mod) if joint else None
         self.spatial = SpatialAttention(c_out, cfg.heads, g, mod) if spatial and not joint else None
@@ -404,7 +431,9 @@ class VideoUNet(nn.Module):
                 self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))  # H, W halve; T unchanged
                 skips.append(c)
                 side //= 2
-        self.mid = nn.ModuleList([SpaceTimeBlock(c, c, cfg, emb_dim, spatial=True, temporal=True,
+        # the middle: ResBlock, attention, ResBlock (Ho et al. 2020); temporal attention unless the U-Net has none
+        self.mid = nn.ModuleList([SpaceTimeBlock(c, c, cfg, emb_dim, spatial=True,
+                                                 temporal=bool(cfg.temporal_attention_resolutions),
                                                  joint=side in cfg.blocks.joint_attention_resolutions),
                                   SpaceTimeBlock(c, c, cfg, emb_dim, spatial=False, temporal=False)])
         self.up = nn.ModuleList()
