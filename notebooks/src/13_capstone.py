@@ -29,7 +29,7 @@
 # |---|---|---|---|
 # | `smoke` | the committed gpu results | tiny models, two steps each | < 1 min on 2 CPU cores (checks only) |
 # | `cpu` | the same | small models, 4·10¹² training FLOPs each | ≈ 8 min on 2 CPU cores |
-# | `gpu` | the same | the chapters' sizes, 5·10¹⁵ training FLOPs each | ≈ 8 min on one GPU |
+# | `gpu` | the same | the chapters' sizes, 4·10¹⁵ training FLOPs each | ≈ 7 min on one GPU |
 
 # %%
 import time
@@ -361,7 +361,7 @@ from vgcourse.metrics.protocol import reference_rows
 from vgcourse.profiles import pick
 from vgcourse.train import TrainConfig, Trainer, warmup_cosine
 
-contest_budget = pick(smoke=None, cpu=4e12, gpu=5e15)   # training FLOPs per family (None: two steps each)
+contest_budget = pick(smoke=None, cpu=4e12, gpu=4e15)   # training FLOPs per family (None: two steps each)
 contest_cap = pick(smoke=None, cpu=1.5, gpu=2.5)        # minutes: a guard on any one run
 n_gen_c, n_real_c = pick(smoke=8, cpu=64, gpu=PROTOCOL.n_gen), pick(smoke=32, cpu=256, gpu=PROTOCOL.n_real)
 n_codes = pick(smoke=64, cpu=2048, gpu=65_536)          # training clips encoded once for the prior
