@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from overfitting import moving_squares, overfit
 
 import vgcourse.autoencoders.vq as old_path
 from vgcourse.checkpoint import load_checkpoint, save_checkpoint
@@ -157,24 +158,11 @@ def test_the_old_path_reexports_the_same_objects():
 def test_per_frame_tokenizer_learns_a_tiny_set():
     """A per-frame tokenizer overfits four clips on the CPU (the 3D one is tested in test_autoencoders.py)."""
     torch.manual_seed(0)
-    g = torch.Generator().manual_seed(3)
-    x = -torch.ones(4, 1, 4, 16, 16)
-    for i in range(4):
-        r, c = torch.randint(0, 10, (2,), generator=g).tolist()
-        for t in range(4):
-            x[i, :, t, r:r + 5, (c + t) % 11:(c + t) % 11 + 5] = 1.0
+    x = moving_squares(frames=4, seed=3, wrap=True)
     model = VQVideoAutoencoder(vq_tiny(downsample=(1, 4, 4), per_frame=True, hidden_channels=32,
                                       codebook_size=64))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(120):
-        out = vq_loss(model, x)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        first = first if first is not None else out["recon"].item()
-    recon, _ = model.eval()(x)
-    assert F.mse_loss(recon, x).item() < first / 8
+    first, final = overfit(model, x, lr=3e-3, steps=120)
+    assert final < first / 8
 
 
 def test_a_shipped_tokenizer_reloads_and_gives_the_same_codes(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
+from overfitting import moving_squares, overfit
 
 from vgcourse.nn.transformer import Block
 from vgcourse.tokenizers import CViViT, CViViTConfig, cvivit_digits, cvivit_tiny, vq_loss
@@ -108,20 +108,7 @@ def test_a_training_step_traces_as_one_graph():
 
 def test_overfits_a_tiny_set_on_the_cpu():
     torch.manual_seed(0)
-    g = torch.Generator().manual_seed(2)
-    x = -torch.ones(4, 1, 5, 16, 16)  # squares moving one pixel a frame
-    for i in range(4):
-        r, c = torch.randint(0, 10, (2,), generator=g).tolist()
-        for t in range(5):
-            x[i, :, t, r:r + 5, c + t:c + t + 5] = 1.0 if c + t + 5 <= 16 else -1.0
+    x = moving_squares(frames=5, seed=2, wrap=False)
     model = CViViT(cvivit_tiny(dim=64, codebook_size=64))
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    first = None
-    for _ in range(150):
-        out = vq_loss(model, x)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        first = first if first is not None else out["recon"].item()
-    recon, _ = model.eval()(x)
-    assert F.mse_loss(recon, x).item() < first / 10
+    first, final = overfit(model, x, lr=2e-3, steps=150)
+    assert final < first / 10
