@@ -52,8 +52,9 @@ class UNetBlocks:
     - ``attention_conditioning``: the t + condition embedding also scales and shifts the attention blocks' inputs
       (adaLN, as in DiT's blocks).
     - ``scale_shift``: a ResBlock reads the embedding as a scale and shift of its second group norm's output
-      (Nichol & Dhariwal 2021, §3.1, and every U-Net of the course); False: as a bias added to the first conv's
-      output before that norm, as Ho et al. 2020's U-Net does (half the projection's parameters).
+      (adaptive group normalisation, Dhariwal & Nichol 2021, §3, and every U-Net of the course); False: as a bias
+      added to the first conv's output before that norm, as Ho et al. 2020's U-Net does (half the projection's
+      parameters).
     """
 
     temporal_conv: bool = False
