@@ -101,6 +101,5 @@ def check_coarser_dit(answer) -> None:
                    getattr(config, f.name)]
         if changed:
             raise Wrong(f"only the patch size changes; these changed too: {changed}")
-        tokens = lambda c: (c.frames // c.temporal_patch) * (c.input_size // c.patch_size) ** 2  # noqa: E731
-        if tokens(got) * 4 != tokens(config):
-            raise Wrong(f"a clip should be a quarter of the tokens: {tokens(config)} -> {tokens(got)}")
+        if math.prod(got.grid) * 4 != math.prod(config.grid):    # tokens a clip: T'·H'·W'
+            raise Wrong(f"a clip should be a quarter of the tokens: {math.prod(config.grid)} -> {math.prod(got.grid)}")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -24,20 +23,10 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from vgcourse.autoregressive import GPT, gpt_tiny, videogpt_digits
+from vgcourse.results import timed
 
 BACKENDS = {"default": None,
             "without cuDNN": [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]}
-
-
-def seconds(fn, device: torch.device) -> float:
-    """Wall seconds of fn(), synchronised on CUDA."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
 
 
 def measure(model: GPT, batch: int, backend: str, device: torch.device) -> dict[str, float]:
@@ -48,7 +37,7 @@ def measure(model: GPT, batch: int, backend: str, device: torch.device) -> dict[
     with amp, (sdpa_kernel(chosen) if chosen else nullcontext()):
         def call(use_cache: bool) -> float:
             g = torch.Generator(device).manual_seed(0)
-            return seconds(lambda: model.generate(y=labels, generator=g, use_cache=use_cache), device)
+            return timed(lambda: model.generate(y=labels, generator=g, use_cache=use_cache), device)[1]
 
         first, second, uncached = call(True), call(True), call(False)
     steps = model.config.block_size
