@@ -93,6 +93,27 @@ def test_no_class_label_is_the_unconditional_start_token() -> None:
 
 
 @pytest.mark.parametrize("use_cache", [True, False])
+def test_generate_leaves_cudnn_attention_out_while_decoding_and_restores_it(use_cache: bool) -> None:
+    gpt = model()
+    seen = []
+    logits = gpt.logits
+
+    def spy(*args, **kw):  # the SDPA backend flags while a decode step runs
+        seen.append((torch.backends.cuda.cudnn_sdp_enabled(), torch.backends.cuda.flash_sdp_enabled()))
+        return logits(*args, **kw)
+
+    gpt.logits = spy
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    gpt.generate(n=2, use_cache=use_cache)
+    assert len(seen) == gpt.config.block_size and set(seen) == {(False, True)}
+    assert torch.backends.cuda.cudnn_sdp_enabled() == before  # restored after the loop
+    seen.clear()
+    gpt.decode_backends = None  # PyTorch's own choice: the flags as they were
+    gpt.generate(n=2, use_cache=use_cache)
+    assert set(seen) == {(before, True)}
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
 def test_guided_generation_follows_the_guided_logits(use_cache: bool) -> None:
     gpt = model(num_classes=3)
     y = torch.tensor([0, 2, 1])

@@ -516,8 +516,8 @@ fig
 # %%
 diff = per_clip["3D tokens"]["psnr"] - per_clip["per-frame tokens"]["psnr"]   # (n_gen,) paired, clip by clip
 d, d_se = mean_se(diff)
-outcome = "supported" if d > d_se else "not supported" if d < -d_se else "not resolved"
-print(f"PSNR, 3D minus per-frame: {d:+.2f} ± {d_se:.2f} dB over {n_gen} paired clips -> claim {outcome}")
+claim_3d = "supported" if d > d_se else "not supported" if d < -d_se else "not resolved"
+print(f"PSNR, 3D minus per-frame: {d:+.2f} ± {d_se:.2f} dB over {n_gen} paired clips -> claim {claim_3d}")
 for m in ("fd", "identity_consistency", "motion_consistency"):
     a, b = scores["3D tokens"][m], scores["per-frame tokens"][m]
     se = "" if m != "fd" else f" (± {scores['3D tokens']['fd_se']:.2f} / ± {scores['per-frame tokens']['fd_se']:.2f})"
@@ -626,7 +626,7 @@ results.record(
                            "samples_per_s_second_cycle": summary_more.samples_per_s},
                     "per_frame": {"samples_per_s": summary_2d.samples_per_s, "mfu": summary_2d.mfu}},
      "reference_rows": rows, "heldout_inputs": scores["held-out inputs"],
-     "psnr_3d_minus_per_frame": d, "psnr_3d_minus_per_frame_se": d_se, "claim_3d_tokens": outcome,
+     "psnr_3d_minus_per_frame": d, "psnr_3d_minus_per_frame_se": d_se, "claim_3d_tokens": claim_3d,
      "bars": bars, "checkpoint": {"file": checkpoint.name, "bytes": checkpoint.stat().st_size,
                                   "sha256": sha256(checkpoint), "codes_unchanged": same_codes,
                                   "psnr_reloaded": psnr_reloaded},

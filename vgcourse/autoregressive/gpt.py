@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vgcourse.nn.attention import DECODE_BACKENDS, decode_backends
 from vgcourse.nn.parameters import count_parameters
 from vgcourse.nn.positions import GridPositions, raster_codes
 from vgcourse.nn.transformer import Block, KVCache
@@ -73,7 +74,11 @@ class GPT(nn.Module):
 
     Inputs (forward): tokens (B, T, H, W) or (B, L) long codes in [0, K); y (B,) long class labels (with
     ``num_classes``) or None. Returns logits (B, L, K) and the mean cross-entropy in nats per code.
+
+    ``decode_backends``: the SDPA backends :meth:`generate` may use (None: PyTorch's own choice).
     """
+
+    decode_backends: tuple | None = DECODE_BACKENDS
 
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -142,7 +147,9 @@ class GPT(nn.Module):
         which are kept); temperature divides the logits; top_k keeps the k likeliest codes (nanoGPT's
         ``generate``); generator on the model's device. With ``use_cache`` each step runs the transformer on the
         newest code only, reading earlier keys and values from a :class:`KVCache`; without it, on the whole
-        sequence so far (nanoGPT's way; the same samples, L/2 times the work).
+        sequence so far (nanoGPT's way; the same samples, L/2 times the work). Either way every step meets a new
+        key length, so the loop runs under :attr:`decode_backends` (by default every SDPA backend but cuDNN's, which
+        builds a plan per new shape; see :data:`vgcourse.nn.attention.DECODE_BACKENDS`).
 
         ``guidance`` s ≠ 1 (labels y needed): classifier-free guidance (Ho & Salimans 2022) on every step's logits,
         ℓ(∅) + s (ℓ(y) − ℓ(∅)), the unconditional ℓ(∅) from the start token of :data:`NO_CLASS` continuing the same
@@ -172,14 +179,15 @@ class GPT(nn.Module):
         ids = torch.cat([start, codes.repeat(2, 1) if guided else codes], dim=1)  # (B or 2B, 1 + P)
         cache = self.new_cache() if use_cache else None
         step_ids = ids
-        while codes.shape[1] < cfg.block_size:
-            logits = self.logits(step_ids if use_cache else ids, cache)[:, -1]  # (B or 2B, K): the next code's logits
-            if guided:
-                cond, uncond = logits.float().chunk(2)
-                logits = uncond + guidance * (cond - uncond)  # (B, K)
-            nxt = sample_next(logits, temperature, top_k, generator)  # (B, 1)
-            step_ids = nxt.repeat(2, 1) if guided else nxt
-            codes, ids = torch.cat([codes, nxt], dim=1), torch.cat([ids, step_ids], dim=1)
+        with decode_backends(self.decode_backends):
+            while codes.shape[1] < cfg.block_size:
+                logits = self.logits(step_ids if use_cache else ids, cache)[:, -1]  # (B or 2B, K): next code's logits
+                if guided:
+                    cond, uncond = logits.float().chunk(2)
+                    logits = uncond + guidance * (cond - uncond)  # (B, K)
+                nxt = sample_next(logits, temperature, top_k, generator)  # (B, 1)
+                step_ids = nxt.repeat(2, 1) if guided else nxt
+                codes, ids = torch.cat([codes, nxt], dim=1), torch.cat([ids, step_ids], dim=1)
         return codes.view(b, *cfg.grid)  # (B, T, H, W)
 
     def configure_optimizers(self, weight_decay: float, learning_rate: float, betas: tuple[float, float] = (0.9, 0.95),

@@ -11,10 +11,27 @@ The module that projects tokens to q, k, v and back is :class:`vgcourse.nn.trans
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 MAX_SDPA_BATCH = 65_535  # batch × heads per SDPA call must stay below this on CUDA
+
+# Every SDPA backend but cuDNN's, for loops that meet a new key length at every call. cuDNN's backend builds an
+# execution plan per new shape: sampling the 26M GPT prior of chapter 06 one code at a time (256 codes, a KV cache,
+# bf16, an H100, PyTorch 2.11) took 2,091 ms per clip in a first call at batch 8 and 101 ms in a second call with the
+# same shapes; without cuDNN's backend a first call took 132 ms (``python -m vgcourse.scripts.kv_cache_speed``).
+DECODE_BACKENDS = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH)
+
+
+def decode_backends(backends: tuple[SDPBackend, ...] | None = DECODE_BACKENDS) -> AbstractContextManager:
+    """A context in which SDPA picks among ``backends`` (default :data:`DECODE_BACKENDS`); None: PyTorch's choice.
+
+    For token-by-token sampling, where each step's keys are one longer than the last step's.
+    """
+    return nullcontext() if backends is None else sdpa_kernel(list(backends))
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None,

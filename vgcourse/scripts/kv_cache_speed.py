@@ -4,12 +4,13 @@
     python -m vgcourse.scripts.kv_cache_speed --tiny --out speed.json
 
 Chapter 06 measured a KV cache's speed-up of about 8x on a CPU and about 1.1x on an H100, where each decode step
-took about 60 ms whatever the batch. One explanation to test: a backend of ``F.scaled_dot_product_attention``
-that builds an execution plan for each new shape (cuDNN's), and a cached decode step meets a new key length at
-every step, so a first sampling call pays for a plan per step. If so, a second call with the same shapes is fast,
-and so is a first call with that backend left out. This script trains nothing: it samples from random weights
-(speed does not depend on them) and prints, per batch size and backend choice, the ms per clip of a first and a
-second call with the cache and of one call without it.
+took about 60 ms whatever the batch. The explanation this script tested (on an H100, 2026-12-07): a backend of
+``F.scaled_dot_product_attention`` that builds an execution plan for each new shape (cuDNN's); a cached decode step
+meets a new key length at every step, so a first sampling call paid for a plan per step (2,091 ms per clip at batch
+8; a second call with the same shapes 101 ms; a first call without cuDNN's backend 132 ms). ``GPT.generate`` now
+leaves that backend out (``GPT.decode_backends``); the row "PyTorch's choice" puts it back. This script trains
+nothing: it samples from random weights (speed does not depend on them) and prints, per batch size and backend
+choice, the ms per clip of a first and a second call with the cache and of one call without it.
 """
 
 from __future__ import annotations
@@ -20,26 +21,27 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from vgcourse.autoregressive import GPT, gpt_tiny, videogpt_digits
+from vgcourse.nn.attention import DECODE_BACKENDS
 from vgcourse.results import timed
 
-BACKENDS = {"default": None,
-            "without cuDNN": [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]}
+BACKENDS = {"PyTorch's choice": None, "without cuDNN": DECODE_BACKENDS}  # the second is GPT.generate's default
 
 
 def measure(model: GPT, batch: int, backend: str, device: torch.device) -> dict[str, float]:
     """ms per clip of a first and a second cached call and of an uncached call, for one batch size and backend."""
     labels = torch.zeros(batch, dtype=torch.long, device=device)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-    chosen = BACKENDS[backend]
-    with amp, (sdpa_kernel(chosen) if chosen else nullcontext()):
-        def call(use_cache: bool) -> float:
-            g = torch.Generator(device).manual_seed(0)
-            return timed(lambda: model.generate(y=labels, generator=g, use_cache=use_cache), device)[1]
+    model.decode_backends = BACKENDS[backend]
 
+    def call(use_cache: bool) -> float:
+        g = torch.Generator(device).manual_seed(0)
+        return timed(lambda: model.generate(y=labels, generator=g, use_cache=use_cache), device)[1]
+
+    with amp:
         first, second, uncached = call(True), call(True), call(False)
+    del model.decode_backends  # back to the class's default
     steps = model.config.block_size
     return {"cached_first_ms_per_clip": 1e3 * first / batch, "cached_second_ms_per_clip": 1e3 * second / batch,
             "uncached_ms_per_clip": 1e3 * uncached / batch, "cached_second_ms_per_step": 1e3 * second / steps,
@@ -59,13 +61,13 @@ def main(argv: list[str] | None = None) -> dict:
     table = {}
     print(f"{device} {torch.cuda.get_device_name(device) if device.type == 'cuda' else ''} torch {torch.__version__}; "
           f"{config.block_size} codes a clip, {config.n_layer} × {config.n_embd}")
-    print(f"{'batch':>6s} {'backend':>14s} {'first':>9s} {'second':>9s} {'uncached':>9s} {'per step':>9s} "
+    print(f"{'batch':>6s} {'backend':>17s} {'first':>9s} {'second':>9s} {'uncached':>9s} {'per step':>9s} "
           f"{'speed-up':>9s}   (ms per clip; per step: ms, second call)")
     for batch in args.batches:
         for backend in BACKENDS:
             r = measure(model, batch, backend, device)
             table[f"{batch} {backend}"] = r
-            print(f"{batch:6d} {backend:>14s} {r['cached_first_ms_per_clip']:9.2f} "
+            print(f"{batch:6d} {backend:>17s} {r['cached_first_ms_per_clip']:9.2f} "
                   f"{r['cached_second_ms_per_clip']:9.2f} {r['uncached_ms_per_clip']:9.2f} "
                   f"{r['cached_second_ms_per_step']:9.2f} {r['speedup_second']:8.1f}x")
     if args.out:
