@@ -118,3 +118,7 @@ def test_errors_say_what_was_expected() -> None:
         gen(torch.zeros(2, 24, dtype=torch.long), mask=torch.ones(2, 24))
     with pytest.raises(ValueError, match="n_embd divisible by n_head"):
         MaskGITConfig(n_embd=30, n_head=4)
+    with pytest.raises(ValueError, match="position 'factorised' or 'learned'"):
+        MaskGITConfig(position="rotary")
+    with pytest.raises(ValueError, match="vocab_size ≥ 2"):
+        MaskGITConfig(vocab_size=1)

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vgcourse.autoregressive.grid_config import CodeGridConfig
 from vgcourse.nn.attention import DECODE_BACKENDS, decode_backends
 from vgcourse.nn.parameters import count_parameters
 from vgcourse.nn.positions import GridPositions, raster_codes
@@ -37,36 +38,11 @@ NO_CLASS = -1  # the label of "no class": the unconditional start token (classif
 
 
 @dataclass
-class GPTConfig:
-    """Shape of a GPT prior: the code grid it models, the transformer's size and its conditioning."""
+class GPTConfig(CodeGridConfig):
+    """Shape of a GPT prior: :class:`CodeGridConfig` (the code grid, the transformer's size, its conditioning: a
+    class label is the start token) and ``bias``, nanoGPT's switch for biases in the linear layers and norms."""
 
-    vocab_size: int = 512                  # K codes of the tokenizer
-    grid: tuple[int, int, int] = (4, 8, 8)  # (T, H, W) codes of one clip
-    n_layer: int = 8
-    n_head: int = 8
-    n_embd: int = 512
-    mlp_ratio: float = 4.0
-    dropout: float = 0.0
-    bias: bool = True                      # biases in the linear layers and norms (nanoGPT's bias)
-    num_classes: int = 0                   # > 0: a class label is the start token (class-conditional prior)
-    position: str = "factorised"           # 'factorised' (a vector per t, h, w, summed) | 'learned' (per position)
-
-    def __post_init__(self):
-        self.grid = tuple(self.grid)
-        if len(self.grid) != 3 or min(self.grid) < 1:
-            raise ValueError(f"expected a code grid (T, H, W) of positive sizes, got {self.grid}")
-        if self.n_embd % self.n_head:
-            raise ValueError(f"expected n_embd divisible by n_head, got n_embd={self.n_embd}, n_head={self.n_head}")
-        if self.position not in ("factorised", "learned"):
-            raise ValueError(f"expected position 'factorised' or 'learned', got {self.position!r}")
-        if self.vocab_size < 2 or self.num_classes < 0:
-            raise ValueError(f"expected vocab_size ≥ 2 and num_classes ≥ 0, got {self.vocab_size}, {self.num_classes}")
-
-    @property
-    def block_size(self) -> int:
-        """L = T·H·W: the codes of one clip, the longest sequence the prior reads."""
-        t, h, w = self.grid
-        return t * h * w
+    bias: bool = True
 
 
 class GPT(nn.Module):

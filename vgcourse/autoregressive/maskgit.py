@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vgcourse.autoregressive.grid_config import CodeGridConfig
 from vgcourse.nn.positions import GridPositions, raster_codes
 from vgcourse.nn.transformer import Block
 
@@ -51,31 +52,9 @@ def decode_schedule(n: int, steps: int) -> list[int]:
 
 
 @dataclass
-class MaskGITConfig:
-    """Shape of a MaskGIT: the code grid it models, the bidirectional transformer's size, its conditioning."""
-
-    vocab_size: int = 512                  # K codes of the tokenizer; id K is [MASK]
-    grid: tuple[int, int, int] = (4, 8, 8)  # (T, H, W) codes of one clip
-    n_layer: int = 8
-    n_head: int = 8
-    n_embd: int = 512
-    mlp_ratio: float = 4.0
-    dropout: float = 0.0
-    num_classes: int = 0                   # > 0: a class token is prepended
-    position: str = "factorised"           # as GPTConfig.position
-
-    def __post_init__(self):
-        self.grid = tuple(self.grid)
-        if len(self.grid) != 3 or min(self.grid) < 1:
-            raise ValueError(f"expected a code grid (T, H, W) of positive sizes, got {self.grid}")
-        if self.n_embd % self.n_head:
-            raise ValueError(f"expected n_embd divisible by n_head, got n_embd={self.n_embd}, n_head={self.n_head}")
-
-    @property
-    def block_size(self) -> int:
-        """N = T·H·W codes of one clip."""
-        t, h, w = self.grid
-        return t * h * w
+class MaskGITConfig(CodeGridConfig):
+    """Shape of a MaskGIT: :class:`CodeGridConfig` (the code grid, the bidirectional transformer's size, its
+    conditioning: a class token is prepended); id K = ``vocab_size`` is the [MASK] token."""
 
 
 class MaskGIT(nn.Module):
