@@ -228,5 +228,11 @@ def test_errors_say_what_was_expected() -> None:
         GPTConfig(n_embd=30, n_head=4)
     with pytest.raises(ValueError, match="position 'factorised' or 'learned'"):
         GPTConfig(position="rotary")
+    k = gpt.config.vocab_size
+    for bad in (k, -1):  # id K is the start token: without the check it would be read as one, silently
+        x = codes(gpt)
+        x[0, 0, 0, 0] = bad
+        with pytest.raises(ValueError, match=rf"codes in \[0, {k}\)"):
+            gpt(x)
     with pytest.raises(ValueError, match="position kind 'factorised' or 'learned'"):
         GridPositions((2, 2, 2), 8, "rotary")

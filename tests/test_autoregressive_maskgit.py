@@ -122,3 +122,5 @@ def test_errors_say_what_was_expected() -> None:
         MaskGITConfig(position="rotary")
     with pytest.raises(ValueError, match="vocab_size ≥ 2"):
         MaskGITConfig(vocab_size=1)
+    with pytest.raises(ValueError, match=r"codes in \[0, 16\)"):  # id K is [MASK]: never a code
+        gen(torch.full((2, 24), 16))

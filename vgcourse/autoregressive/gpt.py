@@ -90,8 +90,8 @@ class GPT(nn.Module):
         return start_tokens(batch, y, self.config.vocab_size, self.config.num_classes, device, check_values)
 
     def _flat(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Codes (B, T, H, W) or (B, L) -> (B, L) in raster order, checked (:func:`raster_codes`)."""
-        return raster_codes(tokens, self.config.grid)
+        """Codes (B, T, H, W) or (B, L) in [0, K) -> (B, L) in raster order, checked (:func:`raster_codes`)."""
+        return raster_codes(tokens, self.config.grid, self.config.vocab_size)
 
     def logits(self, ids: torch.Tensor, cache: list[KVCache] | None = None) -> torch.Tensor:
         """The transformer on input ids (B, n) at the next n grid positions (after the cached ones): (B, n, K)."""

@@ -90,8 +90,8 @@ class MaskGIT(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def _flat(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Codes (B, T, H, W) or (B, L) -> (B, L) in raster order, checked (:func:`raster_codes`)."""
-        return raster_codes(tokens, self.config.grid)
+        """Codes (B, T, H, W) or (B, L) in [0, K) -> (B, L) in raster order, checked (:func:`raster_codes`)."""
+        return raster_codes(tokens, self.config.grid, self.config.vocab_size)
 
     def prefix(self, ids: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor | None:
         """The condition's tokens placed before the codes, (B, P, D), or None: here the class token (P = 1)."""

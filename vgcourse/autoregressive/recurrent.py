@@ -75,7 +75,7 @@ class GRUPrior(nn.Module):
         return start_tokens(batch, y, self.config.vocab_size, self.config.num_classes, device, check_values)
 
     def forward(self, tokens: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        tokens = raster_codes(tokens, self.config.grid)  # (B, L)
+        tokens = raster_codes(tokens, self.config.grid, self.config.vocab_size)  # (B, L)
         ids = torch.cat([self.start_ids(tokens.shape[0], y, tokens.device), tokens[:, :-1]], dim=1)  # right shift
         x = self.tok_emb(ids)  # (B, L, D)
         with torch.autocast(x.device.type, enabled=False):  # the GRU in fp32: cuDNN's in bf16 needs cuDNN >= 9.13

@@ -120,13 +120,20 @@ class GridPositions(nn.Module):
         return self.t[i // (h * w)] + self.h[(i // w) % h] + self.w[i % w]  # (n, D)
 
 
-def raster_codes(tokens: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+def raster_codes(tokens: torch.Tensor, grid: tuple[int, int, int], vocab_size: int | None = None) -> torch.Tensor:
     """A clip's integer codes as one sequence in raster order (t, h, w): (B, T, H, W) -> (B, L), L = T·H·W; codes
-    already (B, L) pass through. Raises ``ValueError`` for any other shape or for float codes."""
+    already (B, L) pass through. Raises ``ValueError`` for any other shape, for float codes, and, given
+    ``vocab_size`` K, for codes outside [0, K) (ids from K up name a model's special tokens, so a code there would
+    otherwise be read silently as one; the range is not checked on the meta device or while ``torch.compile``
+    traces)."""
     length = grid[0] * grid[1] * grid[2]
     if tokens.ndim == 4 and tuple(tokens.shape[1:]) == tuple(grid):
         tokens = tokens.flatten(1)  # raster order (t, h, w)
     if tokens.ndim != 2 or tokens.shape[1] != length or tokens.is_floating_point():
         raise ValueError(f"expected codes of shape (B, T, H, W) = (B, {', '.join(map(str, grid))}) or "
                          f"(B, L={length}) as integers, got {tuple(tokens.shape)} {tokens.dtype}")
+    if vocab_size is not None and tokens.numel() and tokens.device.type != "meta" and not torch.compiler.is_compiling():
+        low, high = tokens.min().item(), tokens.max().item()
+        if low < 0 or high >= vocab_size:
+            raise ValueError(f"expected codes in [0, {vocab_size}), got values in [{low}, {high}]")
     return tokens
