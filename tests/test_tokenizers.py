@@ -22,6 +22,7 @@ from vgcourse.tokenizers import (
     load_tokenizer,
     shippable_state,
     usage_and_perplexity,
+    videogpt_bair,
     vq_digits,
     vq_digits_per_frame,
     vq_loss,
@@ -219,3 +220,22 @@ def test_a_compiled_training_step_moves_the_codebook_like_the_eager_one_and_comp
         vq_loss(step, x)["loss"].backward()  # the second cycle: the same compiled forward
     assert counters["stats"]["unique_graphs"] == graphs == 2
     assert not any("_orig_mod" in k for k in shippable_state(model)["model"])
+
+
+# VideoGPT's public code (wilson1yan/VideoGPT, videogpt/vqvae.py): ``VQVAE`` built with the defaults of
+# ``add_model_specific_args`` (embedding_dim 256, n_codes 2048, n_hiddens 240, n_res_layers 4, downsample 4, 4, 4)
+# has these parameters, counted with ``sum(p.numel() for p in vqvae.parameters())``: encoder and pre-VQ conv
+# 11,348,656, decoder and post-VQ conv 9,792,963; its codebook is a buffer.
+VIDEOGPT_VQVAE_PARAMS = 21_141_619
+
+
+def test_videogpt_bair_tokenizer_matches_the_authors_code() -> None:
+    with torch.device("meta"):
+        model = VQVideoAutoencoder(videogpt_bair())
+    assert sum(p.numel() for p in model.parameters()) == VIDEOGPT_VQVAE_PARAMS
+    assert sum(p.numel() for p in model.encoder.parameters()) == 11_348_656
+    assert model.latent_shape(16, 64, 64) == (4, 16, 16)  # the paper's BAIR setting: 1,024 codes a clip
+    assert tuple(model.quantizer.embedding.shape) == (2048, 256)
+    with torch.device("meta"):  # the course's default keeps q, k, v biases: 8 blocks × 3 axes × 3 × 240 more
+        biased = VQVideoAutoencoder(videogpt_bair(qkv_bias=True))
+    assert sum(p.numel() for p in biased.parameters()) == VIDEOGPT_VQVAE_PARAMS + 8 * 3 * 3 * 240

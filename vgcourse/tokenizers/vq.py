@@ -18,8 +18,9 @@ Two kinds of tokens at the same token count, chosen by ``per_frame``:
   tokens at (1, 8, 8).
 
 Differences from VideoGPT's public code: GroupNorm instead of BatchNorm (small batches), and attention through
-:class:`vgcourse.nn.transformer.Attention`. As there, the axial attention carries no position embedding: the
-3×3×3 convs around it give each position its neighbourhood.
+:class:`vgcourse.nn.transformer.Attention`, whose q, k, v projections carry biases unless ``qkv_bias=False`` (as
+in :func:`videogpt_bair`, which then has the authors' parameter count). As there, the axial attention carries no
+position embedding: the 3×3×3 convs around it give each position its neighbourhood.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class VQVideoAutoencoderConfig:
     norm_groups: int = 8
     recon_scale: float = 0.06  # VideoGPT divides the MSE by 0.06 (about the data variance)
     per_frame: bool = False  # True: a 2D image tokenizer run on every frame (NÜWA's tokens); downsample[0] = 1
+    qkv_bias: bool = True  # biases in the attention's q, k, v projections (VideoGPT's code has none)
 
     def __post_init__(self):
         self.downsample = tuple(self.downsample)
@@ -84,9 +86,15 @@ def vq_digits_per_frame(**kw) -> VQVideoAutoencoderConfig:
     return vq_digits(**{**dict(downsample=(1, 8, 8), per_frame=True), **kw})
 
 
-def videogpt_bair(**kw) -> VQVideoAutoencoderConfig:  # defaults of VideoGPT's public code: 16×64×64 -> 4×16×16
+def videogpt_bair(**kw) -> VQVideoAutoencoderConfig:
+    """The defaults of VideoGPT's public code (``VQVAE.add_model_specific_args``): 16×64×64 RGB -> 4×16×16 codes of a
+    2048-code book of 256-d vectors, 240 hidden channels, 4 attention residual blocks of 2 heads, no q/k/v biases.
+
+    21,141,619 parameters, as its ``VQVAE`` with those arguments counts them (BatchNorm there, GroupNorm here: the
+    same two vectors per norm); the codebook is a buffer in both."""
     return VQVideoAutoencoderConfig(**{**dict(in_channels=3, hidden_channels=240, num_res_blocks=4,
-                                              downsample=(4, 4, 4), codebook_size=2048, embedding_dim=256), **kw})
+                                              downsample=(4, 4, 4), codebook_size=2048, embedding_dim=256,
+                                              heads=2, qkv_bias=False), **kw})
 
 
 AXES = ("t", "h", "w")
@@ -98,13 +106,13 @@ class AxialAttention(nn.Module):
     Inputs: x (B, C, t, h, w). Returns (B, C, t, h, w). ``axes`` picks the axes (("h", "w") for a per-frame model).
     """
 
-    def __init__(self, dim: int, heads: int, axes: tuple[str, ...] = AXES):
+    def __init__(self, dim: int, heads: int, axes: tuple[str, ...] = AXES, qkv_bias: bool = True):
         super().__init__()
         if not axes or any(a not in AXES for a in axes):
             raise ValueError(f"expected attention axes among {AXES}, got {axes}")
         self.axes = tuple(axes)
         for a in self.axes:
-            setattr(self, f"attn_{a}", Attention(dim, heads))
+            setattr(self, f"attn_{a}", Attention(dim, heads, qkv_bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
@@ -130,14 +138,15 @@ class AttentionResBlock(nn.Module):
     Inputs: x (B, C, t, h, w). ``per_frame``: a 1×3×3 conv and attention along H and W only.
     """
 
-    def __init__(self, channels: int, heads: int, groups: int, per_frame: bool = False):
+    def __init__(self, channels: int, heads: int, groups: int, per_frame: bool = False, qkv_bias: bool = True):
         super().__init__()
         kernel, pad = ((1, 3, 3), (0, 1, 1)) if per_frame else (3, 1)
         self.block = nn.Sequential(
             group_norm(channels, groups), nn.ReLU(),
             nn.Conv3d(channels, channels // 2, kernel, padding=pad, bias=False),
             group_norm(channels // 2, groups), nn.ReLU(), nn.Conv3d(channels // 2, channels, 1, bias=False),
-            group_norm(channels, groups), nn.ReLU(), AxialAttention(channels, heads, ("h", "w") if per_frame else AXES))
+            group_norm(channels, groups), nn.ReLU(),
+            AxialAttention(channels, heads, ("h", "w") if per_frame else AXES, qkv_bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.block(x)  # (B, C, t, h, w)
@@ -176,7 +185,7 @@ class VQVideoAutoencoder(nn.Module):
             up = [nn.ConvTranspose3d(c, cfg.in_channels if last else c, kernel, stride, padding=pad)] + \
                  ([] if last else [nn.ReLU()]) + up
         kernel, pad = ((1, 3, 3), (0, 1, 1)) if cfg.per_frame else (3, 1)
-        res = lambda: [AttentionResBlock(c, cfg.heads, cfg.norm_groups, cfg.per_frame)  # noqa: E731
+        res = lambda: [AttentionResBlock(c, cfg.heads, cfg.norm_groups, cfg.per_frame, cfg.qkv_bias)  # noqa: E731
                        for _ in range(cfg.num_res_blocks)]
         self.encoder = nn.Sequential(*down, nn.Conv3d(c, c, kernel, padding=pad), *res(),
                                      group_norm(c, cfg.norm_groups), nn.ReLU(),
