@@ -15,10 +15,11 @@ A clip of 1 + n·pt frames becomes a grid of (1 + n) × H/p × W/p codes:
 - **Decoder**, mirrored: a linear map back, the causal temporal transformer, the spatial transformer, and a
   linear projection to pixels (without an activation, as in the paper) for the first frame and for the tubelets.
 
-Positions: a learned vector per spatial position (H/p · W/p of them) plus a fixed sine-cosine embedding of the
-time step, so the temporal transformer takes clips of any length. Every block is the shared pre-LN
-:class:`~vgcourse.nn.transformer.Block`. Phenaki's full objective adds LPIPS and a GAN loss to the L2 and VQ terms;
-here :func:`~vgcourse.tokenizers.quantizer.vq_loss` (L2 + commitment) trains it as it trains the VQ-VAE.
+Positions: a learned vector per spatial position (H/p · W/p of them) plus a fixed sine-cosine embedding of the time
+step, so the temporal transformer takes clips of any length. Every block is the shared pre-LN
+:class:`~vgcourse.nn.transformer.Block`. Phenaki's full objective (§2.1) adds image and video (I3D) perceptual
+losses and a GAN loss to the L2 and VQ terms; here :func:`~vgcourse.tokenizers.quantizer.vq_loss` (L2 + commitment)
+trains it as it trains the VQ-VAE.
 """
 
 from __future__ import annotations
