@@ -219,6 +219,17 @@ def test_attribute_accuracy_on_real_and_wrong_labels():
     assert attribute_accuracy(batch.video, wrong)["colour_accuracy"] == 0.0
 
 
+def test_attribute_accuracy_per_clip_marks_the_clips_asked_wrongly():
+    batch = CaptionedShapes(32, frames=8, object_size=10).batch(32, seed=3)
+    colour = batch.labels["colour"].clone()
+    colour[::4] = (colour[::4] + 1) % 6  # every fourth clip is said to have another colour
+    got = attribute_accuracy(batch.video, dict(batch.labels, colour=colour), per_clip=True)
+    correct = got["attribute_correct"]
+    assert correct.dtype == torch.bool and correct.shape == (32,)
+    assert not correct[::4].any() and correct.float().mean().item() == pytest.approx(got["attribute_accuracy"])
+    assert "attribute_correct" not in attribute_accuracy(batch.video, batch.labels)
+
+
 def test_attribute_accuracy_by_shape_singles_out_the_shape_asked_wrongly():
     batch = CaptionedShapes(32, frames=8, object_size=10).batch(96, seed=5)
     shape = batch.labels["shape"].clone()

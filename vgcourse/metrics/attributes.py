@@ -78,12 +78,13 @@ def attribute_consistency(video: torch.Tensor) -> torch.Tensor:
     return ((ident == modal[:, None]) & visible).float().mean(1)  # (B,)
 
 
-def attribute_accuracy(video: torch.Tensor, labels: dict[str, torch.Tensor],
-                       by_shape: bool = False) -> dict[str, float | dict[str, float]]:
+def attribute_accuracy(video: torch.Tensor, labels: dict[str, torch.Tensor], by_shape: bool = False,
+                       per_clip: bool = False) -> dict[str, float | dict[str, float] | torch.Tensor]:
     """Fraction of clips whose detected colour / shape / direction equal the requested ones (first object),
     and ``attribute_accuracy``: all three right. With ``by_shape``, also ``shape_accuracy_by_shape``: the shape
     accuracy among the clips asked for each shape (shapes no clip asks for left out), which tells a model that
-    fails one shape from one that is unsure of all."""
+    fails one shape from one that is unsure of all. With ``per_clip``, also ``attribute_correct``: (B,) bool, all
+    three right clip by clip (for a standard error over clips when one clip is read several times)."""
     found = detect_attributes(video)
     out, all_ok, wanted, right = {}, torch.ones_like(found["colour"], dtype=torch.bool), {}, {}
     for key in ("colour", "shape", "direction"):
@@ -93,6 +94,8 @@ def attribute_accuracy(video: torch.Tensor, labels: dict[str, torch.Tensor],
         out[f"{key}_accuracy"] = float(right[key].float().mean())
         all_ok &= right[key]
     out["attribute_accuracy"] = float(all_ok.float().mean())
+    if per_clip:
+        out["attribute_correct"] = all_ok
     if by_shape:
         asked = wanted["shape"]
         out["shape_accuracy_by_shape"] = {name: float(right["shape"][asked == k].float().mean())
