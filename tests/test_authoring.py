@@ -55,3 +55,22 @@ def test_every_source_matches_its_notebook(source):
     assert notebook.is_file(), f"{source} has no notebook: run python -m vgcourse.authoring {source}"
     assert cell_sources(nbformat.read(notebook, as_version=4)) == parse_source(source.read_text()), (
         f"{notebook.name} differs from its source: run python -m vgcourse.authoring {source}")
+
+
+PENDING = Path(__file__).resolve().parents[1] / "notebooks" / "src" / "next_gpu_run.patch"
+
+
+@pytest.mark.skipif(not PENDING.exists(), reason="no pending GPU patch")
+def test_the_pending_gpu_patch_applies_to_the_sources_as_they_are():
+    """The README's queue applies notebooks/src/next_gpu_run.patch before the next gpu build: a source edited
+    without the patch being rebuilt would make that step fail on the GPU machine, so it fails here first."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    root = PENDING.parents[2]
+    done = subprocess.run(["git", "apply", "--check", str(PENDING)], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    touched = {line.split(" b/")[-1] for line in PENDING.read_text().splitlines() if line.startswith("diff --git ")}
+    assert touched and all(path.startswith("notebooks/src/") and path.endswith(".py") for path in touched), touched
