@@ -124,3 +124,9 @@ def test_errors_say_what_was_expected() -> None:
         MaskGITConfig(vocab_size=1)
     with pytest.raises(ValueError, match=r"codes in \[0, 16\)"):  # id K is [MASK]: never a code
         gen(torch.full((2, 24), 16))
+    given, known = torch.zeros(2, 24, dtype=torch.long), torch.zeros(2, 24, dtype=torch.bool)
+    given[0, 3], known[0, 3] = 16, True  # a kept code of K would read as [MASK] and be drawn again
+    with pytest.raises(ValueError, match=r"codes in \[0, 16\)"):
+        gen.generate(given=given, known=known, steps=2)
+    given[0, 3], known[0, 3] = 16, False  # where nothing is kept, the given value is never read
+    assert gen.generate(given=given, known=known, steps=2).shape == (2, 2, 3, 4)

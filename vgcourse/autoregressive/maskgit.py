@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vgcourse.autoregressive.grid_config import CodeGridConfig
-from vgcourse.nn.positions import GridPositions, raster_codes
+from vgcourse.nn.positions import GridPositions, check_code_range, raster_codes
 from vgcourse.nn.transformer import Block
 
 
@@ -174,7 +174,9 @@ class MaskGIT(nn.Module):
         ids = torch.full((b, length), self.mask_id, dtype=torch.long, device=device)
         if given is not None:
             known = known.reshape(b, length).to(device)
-            ids = torch.where(known, self._flat(given.reshape(b, length).to(device)), ids)
+            given = raster_codes(given.reshape(b, length).to(device), cfg.grid)  # (B, N); only kept codes are read
+            check_code_range(given[known], cfg.vocab_size)  # a kept code of K would read as [MASK] and be redrawn
+            ids = torch.where(known, given, ids)
         y = None if y is None else y.to(device)
         if steps < 1:
             raise ValueError(f"expected at least one decoding step, got steps={steps}")

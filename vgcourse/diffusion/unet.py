@@ -432,9 +432,9 @@ class VideoUNet(nn.Module):
                 self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))  # H, W halve; T unchanged
                 skips.append(c)
                 side //= 2
-        # the middle: ResBlock, attention, ResBlock (Ho et al. 2020); temporal attention unless the U-Net has none
+        # the middle: ResBlock, attention, ResBlock (Ho et al. 2020); temporal attention by the levels' rule
         self.mid = nn.ModuleList([SpaceTimeBlock(c, c, cfg, emb_dim, spatial=True,
-                                                 temporal=bool(cfg.temporal_attention_resolutions),
+                                                 temporal=side in cfg.temporal_attention_resolutions,
                                                  joint=side in cfg.blocks.joint_attention_resolutions),
                                   SpaceTimeBlock(c, c, cfg, emb_dim, spatial=False, temporal=False)])
         self.up = nn.ModuleList()

@@ -120,20 +120,26 @@ class GridPositions(nn.Module):
         return self.t[i // (h * w)] + self.h[(i // w) % h] + self.w[i % w]  # (n, D)
 
 
+def check_code_range(codes: torch.Tensor, vocab_size: int) -> None:
+    """Raise ``ValueError`` unless every code is in [0, K = ``vocab_size``) (on an accelerator: one device sync)."""
+    if codes.numel() and ((codes < 0) | (codes >= vocab_size)).any().item():
+        raise ValueError(f"expected codes in [0, {vocab_size}), got values in [{codes.min().item()}, "
+                         f"{codes.max().item()}]")
+
+
 def raster_codes(tokens: torch.Tensor, grid: tuple[int, int, int], vocab_size: int | None = None) -> torch.Tensor:
     """A clip's integer codes as one sequence in raster order (t, h, w): (B, T, H, W) -> (B, L), L = T·H·W; codes
     already (B, L) pass through. Raises ``ValueError`` for any other shape, for float codes, and, given
-    ``vocab_size`` K, for codes outside [0, K) (ids from K up name a model's special tokens, so a code there would
-    otherwise be read silently as one; the range is not checked on the meta device or while ``torch.compile``
-    traces)."""
+    ``vocab_size`` K, for codes of a CPU tensor outside [0, K) (ids from K up name a model's special tokens). On an
+    accelerator the range is left to the caller: there the check would cost a device sync on every training step,
+    and a forward pass needs none, since each code is also a target of its cross-entropy, whose own bounds check
+    stops a code out of range; codes that are not targets (given codes to keep) are checked where they enter."""
     length = grid[0] * grid[1] * grid[2]
     if tokens.ndim == 4 and tuple(tokens.shape[1:]) == tuple(grid):
         tokens = tokens.flatten(1)  # raster order (t, h, w)
     if tokens.ndim != 2 or tokens.shape[1] != length or tokens.is_floating_point():
         raise ValueError(f"expected codes of shape (B, T, H, W) = (B, {', '.join(map(str, grid))}) or "
                          f"(B, L={length}) as integers, got {tuple(tokens.shape)} {tokens.dtype}")
-    if vocab_size is not None and tokens.numel() and tokens.device.type != "meta" and not torch.compiler.is_compiling():
-        if ((tokens < 0) | (tokens >= vocab_size)).any().item():  # one device sync; the message's read only then
-            raise ValueError(f"expected codes in [0, {vocab_size}), got values in "
-                             f"[{tokens.min().item()}, {tokens.max().item()}]")
+    if vocab_size is not None and tokens.device.type == "cpu" and not torch.compiler.is_compiling():
+        check_code_range(tokens, vocab_size)
     return tokens
