@@ -18,12 +18,14 @@ from vgcourse.diffusion import (
 from vgcourse.diffusion.clean_context import CleanContext
 from vgcourse.diffusion.conditioning import Conditions
 from vgcourse.nn import randomised
+from vgcourse.video import in_chunks as shared_in_chunks
 
 SHAPE = (5, 1, 4, 16, 16)
 SCHEDULE = linear_schedule(100)
 
 
 def test_in_chunks_calls_in_order_and_concatenates():
+    assert in_chunks is shared_in_chunks  # one function: vgcourse.video's, re-exported by diffusion
     seen = []
 
     def fn(r: slice) -> torch.Tensor:

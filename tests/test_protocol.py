@@ -6,6 +6,7 @@ import torch
 from vgcourse.metrics import (
     PROTOCOL,
     bar,
+    claim_from,
     floor_fd,
     mean_se,
     past_the_floor,
@@ -106,6 +107,17 @@ def test_bar_counts_the_lines_own_standard_error():
     text = show_bars({"fd below frozen": bar(9.0, 10.0, se=0.6), "accuracy": b})
     assert text.splitlines()[0].strip().startswith("met: fd below frozen: 9.000 ± 0.600 against 10.000 (clears")
     assert "not met: accuracy" in text and "misses it by 0.050" in text
+
+
+def test_a_claim_is_read_from_its_bars_outcomes():
+    assert claim_from(["met", "met"]) == "supported"
+    assert claim_from(["met", "not resolved"]) == "not resolved"          # one part within one SE
+    assert claim_from(["not resolved", "not met"]) == "not supported"     # one part missed by more than one SE
+    assert claim_from(o["outcome"] for o in (bar(9.0, 10.0, se=0.6), bar(0.85, 0.9, 0.01, lower_is_better=False))) \
+        == "not supported"
+    for bad in ([], ["supported"]):                                       # a claim's word is not a bar's outcome
+        with pytest.raises(ValueError, match="outcomes among"):
+            claim_from(bad)
 
 
 def test_shortfalls_name_what_falls_short_of_real_worst_first(rows_and_evaluator):

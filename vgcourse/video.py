@@ -4,10 +4,13 @@
 - Display sees **uint8 frames of shape (T, H, W, C)** (C = 1 or 3).
 
 Every function that takes a video checks it and says what it expected and what arrived, e.g.
-``expected video of shape (B, C, T, H, W), got (16, 64, 64)``.
+``expected video of shape (B, C, T, H, W), got (16, 64, 64)``. :func:`in_chunks` runs a function over many
+clips a chunk at a time (a generator's samples, a decoder's outputs) and concatenates what it returns in order.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -80,3 +83,19 @@ def video_grid(videos: torch.Tensor, nrow: int | None = None, pad: int = 1, pad_
     x = torch.cat([videos, filler])
     x = torch.nn.functional.pad(x, (pad, pad, pad, pad), value=pad_value)
     return rearrange(x, "(r n) c t h w -> 1 c t (r h) (n w)", n=nrow)
+
+
+def in_chunks(fn: Callable[[slice], torch.Tensor], n: int, chunk: int) -> torch.Tensor:
+    """``fn(rows)`` for rows = slice(0, chunk), slice(chunk, 2·chunk), ... up to n, concatenated along dim 0.
+
+    Example: decoding latents z (N, Cz, T, h, w) 64 at a time, ``in_chunks(lambda r: ae.decode_scaled(z[r]),
+    len(z), 64)``. Each call must return (rows, ...) with the same trailing shape.
+    """
+    if n < 1 or chunk < 1:
+        raise ValueError(f"expected n >= 1 items in chunks of chunk >= 1, got n={n}, chunk={chunk}")
+    out = [fn(slice(start, min(start + chunk, n))) for start in range(0, n, chunk)]
+    sizes = [len(o) for o in out]
+    expected = [min(chunk, n - start) for start in range(0, n, chunk)]
+    if sizes != expected:
+        raise ValueError(f"expected fn to return one row per item of its slice, {expected}, got {sizes}")
+    return torch.cat(out)

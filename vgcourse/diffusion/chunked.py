@@ -1,39 +1,25 @@
 """Sampling many clips a chunk at a time: the memory of one chunk, the samples of one batch.
 
-A Fréchet distance wants hundreds of clips, more than fit through a network at once. :func:`in_chunks` runs any
-``fn(rows)`` over consecutive slices of the clips and concatenates the results in order; :func:`rows` cuts the
-matching rows out of a condition (a tensor, :class:`~vgcourse.diffusion.conditioning.Conditions`, a
-:class:`~vgcourse.diffusion.clean_context.CleanContext`, a dataclass of tensors). :func:`ddim_sample_chunked`
-draws every clip's x_T first, from one generator, and then runs :func:`~vgcourse.diffusion.ddim_sample` chunk by
-chunk: with η = 0 the samples do not depend on the chunk size, only the memory does.
+A Fréchet distance wants hundreds of clips, more than fit through a network at once.
+:func:`~vgcourse.video.in_chunks` (a shared piece, re-exported here) runs any ``fn(rows)`` over consecutive slices
+of the clips and concatenates the results in order; :func:`rows` cuts the matching rows out of a condition (a tensor,
+:class:`~vgcourse.diffusion.conditioning.Conditions`, a :class:`~vgcourse.diffusion.clean_context.CleanContext`, a
+dataclass of tensors). :func:`ddim_sample_chunked` draws every clip's x_T first, from one generator, and then runs
+:func:`~vgcourse.diffusion.ddim_sample` chunk by chunk: with η = 0 the samples do not depend on the chunk size, only
+the memory does.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from vgcourse.diffusion.clean_context import CleanContext
 from vgcourse.diffusion.ddpm import EpsModel, ddim_sample
 from vgcourse.diffusion.schedules import NoiseSchedule
-
-
-def in_chunks(fn: Callable[[slice], torch.Tensor], n: int, chunk: int) -> torch.Tensor:
-    """``fn(rows)`` for rows = slice(0, chunk), slice(chunk, 2·chunk), ... up to n, concatenated along dim 0.
-
-    Example: decoding latents z (N, Cz, T, h, w) 64 at a time, ``in_chunks(lambda r: ae.decode_scaled(z[r]),
-    len(z), 64)``. Each call must return (rows, ...) with the same trailing shape.
-    """
-    if n < 1 or chunk < 1:
-        raise ValueError(f"expected n >= 1 items in chunks of chunk >= 1, got n={n}, chunk={chunk}")
-    out = [fn(slice(start, min(start + chunk, n))) for start in range(0, n, chunk)]
-    sizes = [len(o) for o in out]
-    expected = [min(chunk, n - start) for start in range(0, n, chunk)]
-    if sizes != expected:
-        raise ValueError(f"expected fn to return one row per item of its slice, {expected}, got {sizes}")
-    return torch.cat(out)
+from vgcourse.video import in_chunks  # also vgcourse.diffusion.in_chunks, as chapters import it
 
 
 def rows(value: Any, r: slice) -> Any:

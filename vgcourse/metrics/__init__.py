@@ -28,6 +28,7 @@ from vgcourse.metrics.protocol import (
     PROTOCOL,
     Protocol,
     bar,
+    claim_from,
     floor_fd,
     mean_se,
     past_the_floor,
@@ -52,6 +53,6 @@ __all__ = ["evaluate", "Evaluator", "calibration_table", "frechet_distance", "fr
            "group_diversity", "detect_attributes", "fill_ratio", "largest_component", "attribute_accuracy",
            "attribute_consistency", "shuffle_frames", "freeze_frames",
            "blur", "add_noise", "CORRUPTIONS", "PROTOCOL", "Protocol", "reference_rows", "score", "verdict",
-           "bar", "mean_se", "show_bars", "floor_fd", "past_the_floor"]
+           "bar", "claim_from", "mean_se", "show_bars", "floor_fd", "past_the_floor"]
 __all__ += ["FrameEvaluator", "frame_reference_rows", "format_frame_rows", "frames_of", "sharpness"]
 __all__ += ["content_agreement", "trajectory_correlation", "real_pairs", "probe_accuracy"]

@@ -11,11 +11,13 @@ H200 at this protocol: real 3.5, frozen 10.6, shuffled 17.9, noise above 200.
     verdict(model["fd"], rows["frozen frames"]["fd"], model["fd_se"])   # 'met', 'not resolved' or 'not met'
 
 A bar is *met* when the value beats it by at least one standard error, *not met* when it misses it by more than
-one, and *not resolved* in between (COURSE.md, Quality rules).
+one, and *not resolved* in between (COURSE.md, Quality rules). A claim checked through several bars is read from
+their outcomes with :func:`claim_from`: supported when all are met, not supported when one is not met.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -133,6 +135,18 @@ def bar(value: float, line: float, se: float = 0.0, line_se: float = 0.0, lower_
     margin = (line - value) if lower_is_better else (value - line)
     return {"outcome": verdict(value, line, combined, lower_is_better), "value": value, "se": se, "line": line,
             "line_se": line_se, "margin": margin}
+
+
+def claim_from(outcomes: Iterable[str]) -> str:
+    """A claim read from its parts' bar outcomes ('met', 'not met', 'not resolved', as :func:`bar` gives them):
+    'supported' when every part is met, 'not supported' when any part is not met, 'not resolved' otherwise."""
+    outcomes = list(outcomes)
+    unknown = set(outcomes) - {"met", "not met", "not resolved"}
+    if not outcomes or unknown:
+        raise ValueError(f"expected one or more outcomes among 'met', 'not met', 'not resolved', got {outcomes}")
+    if all(o == "met" for o in outcomes):
+        return "supported"
+    return "not supported" if "not met" in outcomes else "not resolved"
 
 
 def show_bars(bars: dict[str, dict]) -> str:
