@@ -1,13 +1,14 @@
 """vgcourse.progress: a live bar where someone watches, whole finished lines where a notebook is saved headlessly."""
 
 import io
+import time
 
 import pytest
 import torch
 from tqdm.auto import tqdm as auto_tqdm
 
 from vgcourse import progress
-from vgcourse.progress import LineBar, progress_bar
+from vgcourse.progress import LineBar, progress_bar, set_total
 from vgcourse.train import TrainConfig, Trainer
 
 
@@ -73,3 +74,55 @@ def test_training_loop_bar_goes_through_progress_bar(monkeypatch, capsys):
     trainer.fit()
     err = capsys.readouterr().err
     assert "\r" not in err and err.strip().splitlines()[-1].startswith("fit: 100%|") and "20/20" in err
+
+
+def lines_of_a_budgeted_run(monkeypatch, capsys, steps: int, max_minutes: float, sleep_s: float = 0.0) -> list[str]:
+    """Every line the training loop's bar writes (one per refresh) for a run under a time budget."""
+    monkeypatch.setenv(progress.ENV_VAR, "lines")
+    monkeypatch.setattr(LineBar.__init__, "__kwdefaults__", {"interval": 0.0})
+    model = torch.nn.Linear(2, 1)
+
+    def loss_fn(m, x):
+        time.sleep(sleep_s)
+        return m(x).pow(2).mean()
+
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), lambda step: torch.randn(4, 2),
+                      TrainConfig(steps=steps, max_minutes=max_minutes, log_every=1, measure_flops=False, desc="fit"),
+                      loss_fn=loss_fn)
+    trainer.fit()
+    return capsys.readouterr().err.strip().splitlines()
+
+
+def test_a_budgeted_run_shows_no_total_until_its_steps_are_timed(monkeypatch, capsys):
+    """Before the loop has timed a step (compile, warm-up) the end is unknown: no total, no percentage, no estimate
+    of time left from a slow first step; once planned, n/30; finished, 30/30."""
+    lines = lines_of_a_budgeted_run(monkeypatch, capsys, steps=30, max_minutes=1.0)
+    early = [line for line in lines if line.startswith(("fit: 1it", "fit: 2it", "fit: 3it"))]
+    assert early and all("%" not in line and "/30" not in line for line in early), lines[:5]
+    assert any("/30 [" in line and "100%" not in line for line in lines), lines
+    assert lines[-1].startswith("fit: 100%|") and "30/30" in lines[-1]
+
+
+def test_a_run_stopped_by_its_budget_ends_on_a_finished_bar(monkeypatch, capsys):
+    lines = lines_of_a_budgeted_run(monkeypatch, capsys, steps=100_000, max_minutes=0.3 / 60, sleep_s=0.005)
+    last = lines[-1]
+    n = int(last.split("|")[2].split("/")[0])
+    assert 10 < n < 100_000 and last.startswith("fit: 100%|") and f"{n}/{n} [" in last, last
+
+
+def test_set_total_resizes_a_notebook_widget():
+    """A JupyterLab bar keeps the length it was drawn with unless told: set_total moves its widget's end too."""
+    notebook = pytest.importorskip("tqdm.notebook")
+    pytest.importorskip("ipywidgets")
+    bar = notebook.tqdm(total=50_000, display=False)
+    bar.update(10)
+    set_total(bar, 3_500)
+    assert bar.total == 3_500 and bar.container.children[1].max == 3_500
+    unknown = notebook.tqdm(total=None, display=False)
+    widget = unknown.container.children[1]
+    assert widget.bar_style == "info" and widget.max == 1  # drawn without a total: a short full bar
+    unknown.update(7)
+    set_total(unknown, 20)
+    assert (widget.max, widget.value, widget.bar_style, widget.layout.width) == (20, 7, "", None)
+    bar.close()
+    unknown.close()

@@ -78,3 +78,22 @@ def progress_bar(iterable: Iterable | None = None, *, desc: str | None = None, t
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=desc, total=total, disable=disable, leave=leave, **kwargs)
+
+
+def set_total(bar: _text_tqdm, total: int | None) -> None:
+    """Give a running bar a new ``total`` (``None``: not known yet), in its text and, in JupyterLab, its widget.
+
+    A time budget moves a run's end while it trains. tqdm's text reads ``bar.total``, but a notebook widget keeps
+    the length it was drawn with (a bar started with 50,000 steps that end at 3,500 would stop at 7%); this sets
+    both. The new total shows at the bar's next refresh.
+    """
+    bar.total = total
+    container = getattr(bar, "container", None)  # tqdm.notebook's widget: (description, bar, counts)
+    if container is not None and total:
+        widget = container.children[1]
+        widget.max = total
+        if widget.bar_style == "info":  # drawn without a total: a short full bar; now a real one
+            widget.bar_style = ""
+            widget.value = bar.n
+            if bar.ncols is None:
+                widget.layout.width = None

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from vgcourse.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
-from vgcourse.progress import progress_bar
+from vgcourse.progress import progress_bar, set_total
 from vgcourse.train.ema import EMA
 from vgcourse.train.flops import count_flops, mfu
 from vgcourse.train.schedules import retarget
@@ -209,11 +209,14 @@ class Trainer:
         cfg.validate()
         cap = end = steps if steps is not None else cfg.steps
         self.model.train()
-        bar = progress_bar(total=end, initial=self.step, desc=cfg.desc, disable=not cfg.progress, mininterval=1.0)
         first_timed = self.step + 3  # skip warm-up (and compile) steps when timing
         timing_start, timed_samples = None, 0
         start_wall = time.perf_counter()
         deadline = start_wall + 60 * cfg.max_minutes if cfg.max_minutes is not None else None
+        # Under a time budget the end is unknown until steps are timed: the bar counts steps without a total (no
+        # percentage, and no estimate of hours left drawn from a compile step) until the plan has one.
+        bar = progress_bar(total=end if deadline is None else None, initial=self.step, desc=cfg.desc,
+                           disable=not cfg.progress, mininterval=1.0)
         self.planned_end = end
         while self.step < end:
             batch = self.batch_fn(self.step)
@@ -238,11 +241,13 @@ class Trainer:
                     bar.set_postfix({k: f"{v:.4g}" for k, v in self.history[-1].items() if k != "step"})
                 if deadline is not None:
                     end = self.planned_end = self._plan_end(cap, deadline, timing_start, first_timed)
-                    bar.total = end
+                    if timing_start is not None and self.step > first_timed:
+                        set_total(bar, end)
             if cfg.checkpoint_path and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                 self._flush()
                 self.save(cfg.checkpoint_path)
             bar.update(1)
+        set_total(bar, self.step)  # the finished bar reads n/n, whatever stopped the run
         bar.close()
         self._flush()
         self._sync()
