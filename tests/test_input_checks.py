@@ -121,3 +121,32 @@ def test_caption_index_out_of_range_names_the_choices():
         caption(0, 0, -1)
     with pytest.raises(ValueError, match="expected pan as an index in 0..4"):
         caption(0, 0, 0, pan=5)
+
+
+def test_mocogan_discriminators_name_the_layout_they_expect():
+    """D_I judges frames and D_V judges clips of at least 13 frames; each said so only as a convolution's error."""
+    from vgcourse.gan import MoCoGANConfig, build_mocogan
+
+    model = build_mocogan(MoCoGANConfig(image_size=16, frames=16, gen_width=8, disc_width=8))
+    clips = torch.zeros(2, 1, 16, 16, 16)
+    assert model["D_V"](clips).shape == (2, 4) and model["D_I"](clips[:, :, 0]).shape == (2, 1)
+    with pytest.raises(ValueError, match=r"expected frames of shape \(N, 1, H, W\).*clips\? take their frames first"):
+        model["D_I"](clips)
+    with pytest.raises(ValueError, match=r"T >= 13 \(each score judges 13 frames\).*got \(2, 1, 8, 16, 16\)"):
+        model["D_V"](clips[:, :, :8])
+    with pytest.raises(ValueError, match=r"expected clips of shape \(B, 1, T, H, W\)"):
+        model["D_V"](clips.transpose(1, 2))  # frames before channels
+
+
+def test_dvdgan_networks_name_the_layout_they_expect():
+    from vgcourse.gan import DVDGANConfig, build_dvdgan
+
+    model = build_dvdgan(DVDGANConfig(image_size=16, frames=8, latent_dim=8, gen_channels=(16, 8, 8), disc_width=8,
+                                      k_frames=4))
+    assert model["G"](torch.randn(2, 8)).shape == (2, 1, 8, 16, 16)
+    with pytest.raises(ValueError, match=r"expected z of shape \(B, 8\), got \(2, 120\)"):
+        model["G"](torch.randn(2, 120))  # the paper's latent size, not this config's
+    with pytest.raises(ValueError, match=r"T a multiple of 4 .* got \(2, 1, 6, 16, 16\)"):
+        model["D_T"](torch.zeros(2, 1, 6, 16, 16))  # time halves twice: 6 frames would lose two silently
+    with pytest.raises(ValueError, match=r"expected k frames of each clip, \(B, 1, k, H, W\)"):
+        model["D_S"](torch.zeros(8, 1, 16, 16))  # frames as a batch of images

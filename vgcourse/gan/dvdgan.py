@@ -133,6 +133,8 @@ class DVDGANGenerator(nn.Module):
         return torch.randn(n, self.config.latent_dim, generator=generator, device=device)
 
     def forward(self, z: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+        if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
+            raise ValueError(f"expected z of shape (B, {self.config.latent_dim}), got {tuple(z.shape)}")
         b, t = z.shape[0], frames or self.config.frames
         x = self.project(z).view(b, -1, 4, 4)  # (B, ch_0, 4, 4)
         x = x[:, :, None].expand(-1, -1, t, -1, -1)  # the same map is the ConvGRU's input at every frame
@@ -176,6 +178,7 @@ class SpatialDiscriminator(nn.Module):
 
     def __init__(self, channels: int, width: int):
         super().__init__()
+        self.channels = channels
         self.blocks = nn.Sequential(DBlock(channels, width, True, first=True),  # H => H/2
                                     DBlock(width, 2 * width, True),  # => H/4
                                     DBlock(2 * width, 4 * width, True),  # => H/8
@@ -183,6 +186,9 @@ class SpatialDiscriminator(nn.Module):
         self.head = nn.Linear(4 * width, 1)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if frames.ndim != 5 or frames.shape[1] != self.channels or frames.shape[3] % 8 or frames.shape[4] % 8:
+            raise ValueError(f"expected k frames of each clip, (B, {self.channels}, k, H, W) with H and W multiples of "
+                             f"8 (three halvings; sample_clip_frames picks them), got {tuple(frames.shape)}")
         b = frames.shape[0]
         h = F.relu(self.blocks(frames_to_batch(frames)))  # (B·k, 4w, H/8, W/8)
         scores = self.head(h.sum((2, 3)))  # (B·k, 1): sum pooling, as BigGAN
@@ -197,6 +203,7 @@ class TemporalDiscriminator(nn.Module):
 
     def __init__(self, channels: int, width: int, downsample: int = 2):
         super().__init__()
+        self.channels = channels
         self.downsample = downsample
         self.blocks3d = nn.Sequential(DBlock(channels, width, True, dims=3, first=True),  # T, H => T/2, H/2
                                       DBlock(width, 2 * width, True, dims=3))  # => T/4, H/4
@@ -210,6 +217,12 @@ class TemporalDiscriminator(nn.Module):
         return F.avg_pool3d(video, (1, self.downsample, self.downsample))
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
+        r = 4 * self.downsample  # φ, then two halvings
+        if (video.ndim != 5 or video.shape[1] != self.channels or video.shape[2] % 4
+                or video.shape[3] % r or video.shape[4] % r):
+            raise ValueError(f"expected clips of shape (B, {self.channels}, T, H, W) with T a multiple of 4 and H, W "
+                             f"multiples of {r} (φ pools by {self.downsample}, then time and space halve twice), got "
+                             f"{tuple(video.shape)}")
         b = video.shape[0]
         h = self.blocks3d(self.phi(video))  # (B, 2w, T/4, H'/4, W'/4)
         h = F.relu(self.block2d(frames_to_batch(h)))  # (B·T/4, 4w, ...)

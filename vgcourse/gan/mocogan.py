@@ -185,6 +185,7 @@ class ImageDiscriminator(nn.Module):
 
     def __init__(self, image_size: int, channels: int, width: int, norm: str = "batch"):
         super().__init__()
+        self.channels = channels
         bn = norm == "batch"
         norm2d = lambda c: nn.BatchNorm2d(c) if bn else nn.Identity()  # noqa: E731
         self.net = nn.Sequential(
@@ -195,6 +196,10 @@ class ImageDiscriminator(nn.Module):
         )
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if frames.ndim != 4 or frames.shape[1] != self.channels or frames.shape[2] % 16 or frames.shape[3] % 16:
+            hint = " (clips? take their frames first, e.g. with sample_frames)" if frames.ndim == 5 else ""
+            raise ValueError(f"expected frames of shape (N, {self.channels}, H, W) with H and W multiples of 16 (one "
+                             f"score per 16×16 patch), got {tuple(frames.shape)}{hint}")
         return self.net(frames).flatten(1)
 
 
@@ -206,6 +211,7 @@ class VideoDiscriminator(nn.Module):
 
     def __init__(self, image_size: int, channels: int, width: int, norm: str = "batch"):
         super().__init__()
+        self.channels = channels
         bn = norm == "batch"
         norm3d = lambda c: nn.BatchNorm3d(c) if bn else nn.Identity()  # noqa: E731
         down = dict(kernel_size=4, stride=(1, 2, 2), padding=(0, 1, 1))
@@ -217,6 +223,10 @@ class VideoDiscriminator(nn.Module):
         )
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
+        if (video.ndim != 5 or video.shape[1] != self.channels or video.shape[2] < 13
+                or video.shape[3] % 16 or video.shape[4] % 16):
+            raise ValueError(f"expected clips of shape (B, {self.channels}, T, H, W) with T >= 13 (each score judges "
+                             f"13 frames) and H, W multiples of 16, got {tuple(video.shape)}")
         return self.net(video).flatten(1)
 
 
