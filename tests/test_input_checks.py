@@ -146,7 +146,9 @@ def test_dvdgan_networks_name_the_layout_they_expect():
     assert model["G"](torch.randn(2, 8)).shape == (2, 1, 8, 16, 16)
     with pytest.raises(ValueError, match=r"expected z of shape \(B, 8\), got \(2, 120\)"):
         model["G"](torch.randn(2, 120))  # the paper's latent size, not this config's
-    with pytest.raises(ValueError, match=r"T a multiple of 4 .* got \(2, 1, 6, 16, 16\)"):
-        model["D_T"](torch.zeros(2, 1, 6, 16, 16))  # time halves twice: 6 frames would lose two silently
+    with pytest.raises(ValueError, match=r"T >= 4 and H, W >= 8 .* got \(2, 1, 3, 16, 16\)"):
+        model["D_T"](torch.zeros(2, 1, 3, 16, 16))  # time halves twice
+    with pytest.raises(ValueError, match=r"expected clips of shape \(B, 1, T, H, W\)"):
+        model["D_T"](torch.zeros(2, 8, 1, 16, 16))  # frames before channels
     with pytest.raises(ValueError, match=r"expected k frames of each clip, \(B, 1, k, H, W\)"):
         model["D_S"](torch.zeros(8, 1, 16, 16))  # frames as a batch of images

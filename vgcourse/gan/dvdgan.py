@@ -218,11 +218,9 @@ class TemporalDiscriminator(nn.Module):
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         r = 4 * self.downsample  # φ, then two halvings
-        if (video.ndim != 5 or video.shape[1] != self.channels or video.shape[2] % 4
-                or video.shape[3] % r or video.shape[4] % r):
-            raise ValueError(f"expected clips of shape (B, {self.channels}, T, H, W) with T a multiple of 4 and H, W "
-                             f"multiples of {r} (φ pools by {self.downsample}, then time and space halve twice), got "
-                             f"{tuple(video.shape)}")
+        if video.ndim != 5 or video.shape[1] != self.channels or video.shape[2] < 4 or min(video.shape[3:]) < r:
+            raise ValueError(f"expected clips of shape (B, {self.channels}, T, H, W) with T >= 4 and H, W >= {r} (φ "
+                             f"pools by {self.downsample}, then time and space halve twice), got {tuple(video.shape)}")
         b = video.shape[0]
         h = self.blocks3d(self.phi(video))  # (B, 2w, T/4, H'/4, W'/4)
         h = F.relu(self.block2d(frames_to_batch(h)))  # (B·T/4, 4w, ...)
