@@ -1,13 +1,13 @@
 # %% [markdown]
 # # 02 · TGAN: a temporal generator, an image generator, a 3D critic
 #
-# **What this chapter builds.** The first GAN that generates video by giving time its own network. TGAN's generator
-# is two: a **temporal generator** G₀ turns one latent z₀ into one latent per frame with 1D transposed convolutions
-# along time, and an **image generator** G₁, a DCGAN generator (chapter 01), draws each frame from z₀ and its frame's
+# **What this chapter builds.** The first GAN that generates video by giving time its own network. TGAN's generator is
+# two: a **temporal generator** G₀ turns one latent z₀ into one latent per frame with 1D transposed convolutions along
+# time, and an **image generator** G₁, a DCGAN generator (chapter 01), draws each frame from z₀ and its frame's
 # latent. A **3D-convolutional critic** scores whole clips. The paper trained it as a Wasserstein GAN whose critic is
-# kept 1-Lipschitz by **singular value clipping** (SVC). We train the same networks that way and with a modern
-# recipe, the non-saturating (logistic) loss with an **R1 gradient penalty** on real clips, two seeds each, watch the
-# Fréchet distance during training to see which trains more stably, and give the more stable one most of the
+# kept 1-Lipschitz by **singular value clipping** (SVC). We train the same generator and critic that way and with a
+# modern recipe, the non-saturating (logistic) loss with an **R1 gradient penalty** on real clips, two seeds each,
+# watch the Fréchet distance during training to see which trains more stably, and give the more stable one most of the
 # chapter's minutes.
 #
 # **Where it sits in the history.** Still the GAN + VAE era of the survey:
@@ -95,8 +95,9 @@ timer = PartTimer(STARTED)
 # the headline model, which gets most of the chapter's minutes. Training is fp32 (TF32 on the GPU): a Wasserstein
 # critic's scores are unbounded, SVC works on the weights in full precision, and R1 differentiates a gradient.
 #
-# **No compilation here.** Compiling costs 40–100 s per network on an H200 (chapters 08 and 11), longer than each
-# run of the comparison, and R1's gradient of a gradient (a double backward) is not supported by compiled graphs.
+# **No compilation here.** Compiling takes tens of seconds per network (chapters 08 and 11 measure it), a large share
+# of each 0.6-minute run of the comparison, and R1's gradient of a gradient (a double backward) is not supported by
+# compiled graphs (the package's `tgan_step` runs R1 through the same networks it trains).
 # Eager mode gives each run all of its time.
 
 # %%
@@ -270,15 +271,18 @@ del paper
 # the first) down to a 4×4 map and a last convolution over what remains, to one score per clip. A Wasserstein GAN
 # (Arjovsky et al. 2017, eq. (3)) trains it to maximise E[D(x)] − E[D(G(z))], which estimates the Wasserstein-1
 # distance between data and samples *if* D is 1-Lipschitz; the generator minimises −E[D(G(z))]. The original WGAN
-# clipped every weight to [−0.01, 0.01], a crude bound that wastes capacity. TGAN (§4.2) bounds each layer exactly:
-# a linear layer's Lipschitz constant is its weight's largest singular value, so every few updates
+# clipped every weight to [−0.01, 0.01], a crude bound that wastes capacity. TGAN (§4.2) bounds each layer's weight
+# instead: a linear layer's Lipschitz constant is its weight's largest singular value, so every few updates
 #
 # $$W = U\Sigma V^\top \;\to\; U \min(\Sigma, 1)\, V^\top,$$
 #
 # for every convolution reshaped to a matrix (out, in · kernel), and each batch-norm scale is clipped to |γ| ≤
-# √(running variance + ε) (a diagonal layer's singular values are |γ|/σ). With 1-Lipschitz activations the whole
-# critic is then 1-Lipschitz. The paper's code clips every 5 iterations, with RMSProp at lr 5·10⁻⁵ and one critic
-# update per generator update. By hand on one layer:
+# √(running variance + ε) (a diagonal layer's singular values are |γ|/σ). With 1-Lipschitz activations this keeps the
+# critic's slope bounded, though not at exactly 1: a strided convolution's windows overlap (each input voxel is read
+# by up to 8 windows of a 4×4×4, stride-2 kernel), so its constant can reach √8 times the matrix's σ_max, and batch
+# norm in training divides by the batch's variance, not the running one. A critic that is K-Lipschitz for a fixed K is
+# all a WGAN needs: it then estimates K·W₁. The paper's code clips every 5 iterations, with RMSProp at lr 5·10⁻⁵ and
+# one critic update per generator update. By hand on one layer:
 
 # %%
 def my_clip_singular_values(conv: nn.Conv3d, limit: float = 1.0) -> None:
@@ -346,8 +350,8 @@ print("critic σ_max <= 1 after the fifth step:",
       max(largest_singular_value(m) for m in nets["D"].modules() if isinstance(m, nn.Conv3d)) <= 1 + 1e-4)
 
 # %% [markdown]
-# **The modern recipe** on the same networks does not bound the critic's slope everywhere; it keeps the
-# discriminator flat where the data is (Mescheder, Geiger & Nowozin 2018):
+# **The modern recipe** on the same generator and critic (less its batch norm, below) does not bound the critic's
+# slope everywhere; it keeps the discriminator flat where the data is (Mescheder, Geiger & Nowozin 2018):
 #
 # - **The non-saturating logistic loss.** The critic is a discriminator again: it minimises its cross-entropy,
 #   softplus(−D(x)) + softplus(D(G(z))), and the generator minimises softplus(−D(G(z))) (`d_nonsaturating`,
@@ -361,8 +365,8 @@ print("critic σ_max <= 1 after the fifth step:",
 # - **No normalisation in the critic.** R1 is about each clip's own gradient ∇ₓD(x); with batch norm (in training
 #   mode) D(x) depends on the other clips of the batch, so the penalty would bound something else. With no norm,
 #   each clip's score is its own (checked below).
-# - **Adam with β = (0, 0.99)**, 2·10⁻⁴ for both players (StyleGAN2's): no first-moment momentum, which makes two
-#   players who chase each other overshoot; one discriminator update per generator update.
+# - **Adam with StyleGAN2's β = (0, 0.99)**, at 2·10⁻⁴ for both players: β₁ = 0 turns off first-moment momentum,
+#   which would make two players who chase each other overshoot; one discriminator update per generator update.
 # - The **EMA of the generator** for sampling, as for WGAN + SVC.
 #
 # R1 by hand, checked against the package's `r1_penalty`; and why the critic loses its batch norm: one clip's
@@ -397,7 +401,8 @@ for name, D in [("no norm", plain_critic), ("batch norm", bn_critic)]:
 # %% [markdown]
 # **The step** of the second recipe, by hand, then the package's `tgan_step` from the same weights, batches and z for
 # five steps, with R1 every 2nd step here so that the check meets both kinds of step. (In training, `tgan_step` also
-# skips R1 on the one step whose FLOPs the loop counts, so that MFU is that of the plain step.)
+# skips R1 on the one step whose FLOPs the loop counts, so that the FLOPs counted are those of the plain step; the MFU
+# it reports slightly understates the steps that add R1.)
 
 # %%
 def my_logistic_r1_step(G, D, opt_d, opt_g, real, z, step: int, gamma: float = 1.0, every: int = 4):
@@ -437,8 +442,8 @@ print("five my_logistic_r1_step match five vgcourse.gan.tgan_step(loss='nonsatur
 print("R1 added on steps", [i for i, h in enumerate(trainer.history) if h["r1"] > 0])
 
 # %% [markdown]
-# What SVC costs: one clip of this profile's critic, timed (a singular value decomposition per layer, and a wait for
-# the device at each layer to decide whether to clip).
+# What SVC costs: one singular value clipping of this profile's critic, timed (a singular value decomposition per
+# layer, and a wait for the device at each layer to decide whether to clip).
 
 # %%
 critic = VideoDiscriminator(config).to(S.device)
@@ -783,7 +788,7 @@ print(f"speed ratio (tracked speed / real): headline {head['speed_ratio']:.2f}, 
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
-# `z1[:, :, :1].expand_as(z1)` (then `.clone()` if you will write into it). With z₁ held, G₁ draws the same frame 16
+# `z1[:, :, :1].expand_as(z1)` (then `.clone()` if you will write into it). With z₁ held, G₁ draws the same frame T
 # times: identity consistency becomes 1 and the tracked speed falls to 0, as for the frozen real clips; the Fréchet
 # distance then says how much of the model's distance was motion. The reference answer: `solution("freeze_motion")`.
 # </details>

@@ -38,8 +38,8 @@
 # | `cpu` | 16×16, 8 frames | U-Net 0.3M, the same for NCSN | 3 + 0.75 min | ≈ 10 min on 2 CPU cores |
 # | `gpu` | 32×32, 16 frames (protocol) | U-Net 5.2M, also for NCSN | 3.4 (compiled) + 0.4 min | ≈ 8.5 min, one GPU |
 #
-# In the `gpu` profile, besides training: the sampler comparison at 384 clips each ≈ 1.5 min (compiled once for
-# that batch), round trips and likelihoods ≈ 1 min, the analytic sections seconds. The smoke and cpu profiles work
+# In the `gpu` profile, besides training: the sampler comparison at 384 clips each ≈ 2 min (compiling once for that
+# batch included), round trips and likelihoods ≈ 1 min, the analytic sections seconds. The smoke and cpu profiles work
 # at 16×16 with 8 frames; their video numbers only show that the code runs.
 
 # %%
@@ -354,10 +354,11 @@ for name, sde in sdes.items():
 print("my_em_step matches euler_maruyama_step, my_langevin_step matches langevin_step (VP, sub-VP, VE)")
 
 # %% [markdown]
-# **Samplers driven by the closed-form score.** `pc_sample` runs a predictor — Euler–Maruyama, or *reverse
-# diffusion* (the forward chain's own step run backwards, App. E: DDPM's ancestral sampler for VP, NCSN's for VE)
-# — optionally followed at every time by a Langevin corrector (predictor–corrector, Algorithm 1 of Song et al.).
-# With the exact score every sampler must give back N(μ, Σ).
+# **Samplers driven by the closed-form score.** `pc_sample` runs a predictor — Euler–Maruyama, or *reverse diffusion*
+# (the forward chain's own step run backwards, App. E: for VP it agrees with DDPM's ancestral sampler to first order
+# in β_i; for VE it runs SMLD's noise chain backwards, which NCSN sampled with annealed Langevin instead) — optionally
+# followed at every time by a Langevin corrector (predictor–corrector, Algorithm 1 of Song et al.). With the exact
+# score every sampler must give back N(μ, Σ).
 
 # %%
 from vgcourse.diffusion import ode_encode, ode_sample, pc_sample
@@ -836,9 +837,9 @@ timer.lap("ODE round trip")
 # length, not a bound. Beside it, a code that knows only how often each grey level occurs (the entropy of the
 # pixel histogram of training clips) and nothing about where pixels sit.
 #
-# We measure all three on the same held-out clips, on the same clips with their frames shuffled (the same pixels,
-# no motion) and, for the codes, with their first frame frozen; and the model's bits also with the EMA copy from
-# halfway through training (the same clips, dequantisation noise and probes, so the difference is paired).
+# We measure all three on the same held-out clips, on the same clips with their frames shuffled (the same pixels, the
+# motion scrambled) and, for the codes, with their first frame frozen; and the model's bits also with the EMA copy
+# from halfway through training (the same clips, dequantisation noise and probes, so the difference is paired).
 
 # %%
 bpd_x = quantise(data.heldout(bpd_clips, device=S.device).video)             # (B, 1, T, H, W), 8-bit values
@@ -899,12 +900,14 @@ timer.lap("likelihood")
 # %% [markdown]
 # **Where the likelihood is decided.** The training loss draws t uniformly and weighs the noise-prediction error
 # equally at every t. The likelihood weighs it by ½β(t)/std(t)² (the weighting under which the loss becomes a bound
-# on −log p; Song et al. 2021, "Maximum likelihood training of score-based diffusion models"; Kingma et al. 2021),
+# on −log p; Song, Durkan, Murray & Ermon 2021, "Maximum likelihood training of score-based
+# diffusion models"; Kingma et al. 2021),
 # which grows like 1/t as t → 0, where the noise is a few 8-bit levels and less. The table: for each decade of t,
 # the noise it adds (in 8-bit levels), the share of training draws that fall in it, the share of the likelihood's
 # weight it carries, and the measured noise-prediction error E‖ε_θ − z‖²/D of the final and the halfway weights on
-# held-out clips (where the noise is well below one level, the width of the dequantisation noise, no model can do
-# much better than 1).
+# held-out clips (where the noise is a fraction of one 8-bit level, comparable to the dequantisation noise, the
+# network can tell its noise z from that noise only near a bin's edges, so even a perfect model's error stays a
+# large fraction of 1).
 
 # %%
 decade_edges = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
@@ -1037,7 +1040,8 @@ timer.lap("NCSN training")
 # x_t = a(t)·x̃ (Song et al. 2021: NCSN and DDPM learn the same scores under two SDEs). So we can ask both networks
 # the same questions on held-out clips. Then Algorithm 1 runs level by level (section 1's `my_annealed_langevin`,
 # keeping the chain's state after each level), checked against `annealed_langevin`, and the package's sampler
-# draws `n_gen` clips, scored at the protocol.
+# draws `n_gen` clips, scored at the protocol, with NCSNv2's final denoising step x + σ_L² s(x, L) (one more network
+# evaluation, hence the + 1 in the NFE).
 
 # %%
 def vp_time_for_sigma(sigma: torch.Tensor) -> torch.Tensor:
@@ -1312,7 +1316,7 @@ check("ve_marginal_std", solution("ve_marginal_std"))   # the reference answer, 
 # %% [markdown]
 # **2. A reverse-diffusion predictor step.** The forward chain's step is x_t = x_{t−Δt} + f_i + G_i z with
 # `(f_i, G_i) = sde.discretize(x, t, dt)`. Run it backwards with the score (Song et al. 2021, App. E): return
-# x_{t−Δt} for the given noise z. For the VP SDE this is DDPM's ancestral step.
+# x_{t−Δt} for the given noise z. For the VP SDE it agrees with DDPM's ancestral step to first order in β_i.
 
 # %%
 def reverse_diffusion_step(sde, score_fn, x: torch.Tensor, t: torch.Tensor, dt: float,
@@ -1377,11 +1381,11 @@ print(f"reverse diffusion alone, NFE {rd_cheap['nfe']}: fd {rd_cheap['fd']:.2f} 
 # <details><summary>What to look for</summary>
 #
 # The corrector's step size ε scales with r²: at r = 0.5 it is about 156 times that at r = 0.04, so the chain moves
-# about 156 times as far along the score per step, with about 12 times the noise. With many steps that is what
-# lets Langevin correct a predictor's errors; with few, a large step carries the chain far along the score at every
-# noise level, including the small ones where a short-trained network is least accurate. Compare each row with
-# reverse diffusion alone at the same NFE: the corrector is worth its half of the evaluations only where its row is
-# lower.
+# about 156 times as far along the score per step, with about 12 times the noise. Two effects pull against each
+# other: with few predictor steps each leaves the chain off p_t, and a larger corrector step pulls it back further;
+# but it also follows the network's score further at small noise, where a short-trained network is least accurate.
+# The rows above say which won here: read them in order of r, and against reverse diffusion alone at the same NFE;
+# the corrector earns its half of the evaluations only where its row is lower by more than the standard errors.
 # </details>
 #
 # **3. Hutchinson's divergence estimator.** `log_likelihood` needs ∇·f̃ = tr(∂f̃/∂x) at every solver stage.

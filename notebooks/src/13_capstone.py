@@ -2,14 +2,14 @@
 # # 13 · Capstone: every family on one ruler
 #
 # **What this chapter builds.** A reading of the whole course. Chapters 01–12 each built one family of video
-# generators from scratch, trained it on one GPU in minutes, and scored it with the same protocol: 384 generated
-# clips of moving digits against the same 512 held-out clips, beside the same reference rows. Each chapter wrote what
-# it measured to `notebooks/results/<chapter>.json`. This chapter reads those files and sets the families side by
-# side: every headline model's Fréchet distance with its standard error, the training compute and minutes it took,
-# which models got past the floor, which of them differ by more than their errors, and a ledger of the survey's
-# claims as the chapters checked them, each with the outcome stated before it was measured. Then it trains four
-# families again, side by side, for the same number of training FLOPs, and reads the survey's story of eras
-# replacing each other at that one budget.
+# generators from scratch, trained it on one GPU in minutes, and, where it generates moving digits, scored it with
+# the same protocol: 384 generated clips of moving digits against the same 512 held-out clips, beside the same
+# reference rows. Each chapter wrote what it measured to `notebooks/results/<chapter>.json`. This chapter reads
+# those files and sets the families side by side: every headline model's Fréchet distance with its standard error,
+# the training compute and minutes it took, which models got past the floor, which of them differ by more than their
+# errors, and a ledger of the survey's claims as the chapters checked them, each with the outcome stated before it
+# was measured. Then it trains four families again, side by side, for the same number of training FLOPs, and reads
+# the survey's story of eras replacing each other at that one budget.
 #
 # **Where it sits in the history.** The survey tells a story of four eras, each replacing the last: GANs and VAEs
 # (2016–2021), transformers over discrete tokens (2018–2023), diffusion, and diffusion transformers (2023–), the
@@ -29,7 +29,7 @@
 # |---|---|---|---|
 # | `smoke` | the committed gpu results | tiny models, two steps each | < 1 min on 2 CPU cores (checks only) |
 # | `cpu` | the same | small models, 4·10¹² training FLOPs each | ≈ 8 min on 2 CPU cores |
-# | `gpu` | the same | the chapters' sizes, 4·10¹⁵ training FLOPs each | ≈ 7 min on one GPU |
+# | `gpu` | the same | the chapters' sizes, 4·10¹⁵ training FLOPs each | ≈ 6 min on one GPU |
 
 # %%
 import time
@@ -51,12 +51,12 @@ S = setup(seed=0)          # prints profile, device, precision, compile, torch v
 # %% [markdown]
 # ## 1 · The ruler
 #
-# Chapter 00 calibrated the ruler. Its reference rows are what every number below is read against: real held-out
-# clips (the best a model can score at this n: fd is biased upwards by a term that shrinks like 1/n), frozen frames
-# (each clip's first frame repeated: perfect pictures, no motion), shuffled frames (perfect pictures, motion
-# destroyed), noise and the mean video. The **floor** is twice the shuffled-frame row: a model above it has not yet
-# learnt to draw digits that move, and the course shows no samples of it and reads no conclusion from it. A
-# headline model aims below the frozen-frame row.
+# Chapter 00 calibrated the ruler. Its reference rows are what every number below is read against: real clips (fresh
+# clips of the training split, never the held-out reference; the best a model can score at this n, since fd is biased
+# upwards by a term that shrinks like 1/n), frozen frames (each clip's first frame repeated: perfect pictures, no
+# motion), shuffled frames (perfect pictures, motion destroyed), noise and the mean video. The **floor** is twice the
+# shuffled-frame row: a model above it has not yet learnt to draw digits that move, and the course shows no samples of
+# it and reads no conclusion from it. A headline model aims below the frozen-frame row.
 
 # %%
 ruler = results.load("00_video_as_data")
@@ -593,7 +593,7 @@ for label, line in [("the floor", floor), ("frozen frames", rows["frozen frames"
 # %% [markdown]
 # **4. Predict, then see: a coarser DiT.** Patches twice as wide a side hold four times the pixels each, so a clip
 # is a quarter of the tokens: attention's cost falls by more than four, the rest by about four, and the same budget
-# buys four to five times the steps, each seeing the clip at a coarser grain. Before running, predict: at the
+# buys about five times the steps, each seeing the clip at a coarser grain. Before running, predict: at the
 # contest's budget, does the DiT's fd go down (more steps win) or up (coarser tokens lose)? Write
 # `coarser(config)`: the same DiT with twice the patch size, everything else kept. The cell after it trains that
 # DiT with the contest's recipe and budget and scores it beside the contest's DiT.
