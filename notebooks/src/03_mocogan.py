@@ -287,8 +287,9 @@ print("two steps of my_mocogan_step leave the same weights as vgcourse.gan.mocog
 #   its scores of real and generated clips no longer depend on each other through batch statistics.
 # - **Adam with β₁ = 0, β₂ = 0.99** (as StyleGAN2) and one learning rate (2·10⁻⁴) for both players: momentum
 #   makes two players who chase each other overshoot.
-# - **An EMA of the generator** (decay 0.999, a horizon of about a thousand steps; Yazıcı et al. 2019) for
-#   sampling: GAN weights oscillate around a good solution, and their average lands nearer to it.
+# - **An EMA of the generator** (decay 0.999 in the gpu profile, a horizon of about 1/(1 − decay) = 1,000 steps;
+#   Yazıcı et al. 2019) for sampling: GAN weights oscillate around a good solution, and their average lands nearer
+#   to it.
 # - **Full fp32 precision** (TF32 matrix products on the GPU) and no `torch.compile`: three networks would take
 #   minutes to compile out of a 4.5-minute budget, and R1's gradient of a gradient (a double backward) is not
 #   supported by compiled graphs. Data is rendered on the GPU, batch by batch.
@@ -585,8 +586,10 @@ check("centred_correlation", centred_correlation)
 # </details>
 #
 # **3. A MoCoGAN without its video discriminator.** Write `image_only_step(trainer, batch)`: the training step with
-# D_I alone (one random frame per clip, the non-saturating loss), D_V left out. *Predict first*: trained for as
-# many steps as the first stretch of §5, will its frames be worse than that generator's, its motion, or both?
+# D_I alone (one random frame per clip, the non-saturating loss, no R1), D_V left out. It differs from §4's step in
+# three ways (no D_V, one frame instead of `recipe.image_frames`, no R1), so read the comparison with that in mind.
+# *Predict first*: trained for as many steps as the first stretch of §5, will its frames be better or worse than that
+# generator's, and its motion?
 # Then the cell after the check trains it (with the reference answer if yours is not written yet) and scores both
 # generators as they are after those steps (not their EMA, which after so few steps still carries part of its random
 # start) against the held-out clips.
@@ -623,8 +626,9 @@ minutes_exercise = timer.lap("exercise 3")
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
-# Copy §4's step and delete every line with D_V. Keep the two `trainer.optimize` calls, and switch D_I's
-# `requires_grad` back on after the generator's update. The reference answer: `solution("image_only_step")`.
+# Start from §4's step: delete every line with D_V and the R1 lines, and draw one frame per clip
+# (`sample_frames(x, 1)`). Keep the two `trainer.optimize` calls, and switch D_I's `requires_grad` back on after the
+# generator's update. The reference answer: `solution("image_only_step")`.
 # </details>
 
 # %%
