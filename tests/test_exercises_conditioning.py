@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vgcourse.diffusion import guided_eps
-from vgcourse.exercises import FAIL, all_exercises, check, solution
+from vgcourse.exercises import FAIL, PASS, all_exercises, check, solution
 from vgcourse.metrics import mask_iou
 
 NAMES = ["mask_iou", "caption_pool", "two_condition_guidance"]
@@ -79,3 +79,21 @@ def test_two_condition_guidance_reduces_to_ordinary_cfg():
     x, t = torch.zeros_like(e0), torch.zeros(2, dtype=torch.long)
     torch.testing.assert_close(solution("two_condition_guidance")(e0, ei, eb, 4.0, 4.0),
                                guided_eps(toy, x, t, cond="c", guidance_scale=4.0))
+
+
+def test_an_answer_that_hits_an_unimplemented_torch_op_fails_instead_of_reading_not_attempted():
+    """`&` on float masks raises NotImplementedError inside torch; only the stub's bare raise means "not attempted"."""
+    def float_and(a, b):
+        a, b = a.flatten(1), b.flatten(1)
+        inter, union = (a & b).sum(1), (a | b).sum(1)
+        return torch.where(union > 0, inter / union.clamp(min=1), 1.0)
+
+    result = check("mask_iou", float_and)
+    assert result.status == FAIL and "NotImplementedError" in result.message, str(result)
+
+    def hinted(a, b):
+        a, b = a.flatten(1) > 0.5, b.flatten(1) > 0.5
+        inter, union = (a & b).sum(1), (a | b).sum(1)
+        return torch.where(union > 0, inter / union.clamp(min=1), 1.0)
+
+    assert check("mask_iou", hinted).status == PASS

@@ -49,6 +49,12 @@ def gflops_without_adaln(cfg):  # forgets the per-sample adaLN linears
     return flops_per_forward(cfg) - cfg.depth * 6 * cfg.hidden_size ** 2 / 1e9
 
 
+def gflops_final_layer_writes_c(cfg):  # C_out = C: forgets the paper's variance channels (learn_sigma=True)
+    tokens = cfg.grid[0] * cfg.grid[1] * cfg.grid[2]
+    volume = cfg.temporal_patch * cfg.patch_size ** 2
+    return flops_per_forward(cfg) - tokens * cfg.hidden_size * volume * (cfg.out_channels - cfg.in_channels) / 1e9
+
+
 @pytest.mark.parametrize("name, wrong, says", [
     ("unpatchify", unpatchify_channels_first, "wrong place"),
     ("unpatchify", unpatchify_reshape, "wrong place"),
@@ -58,6 +64,7 @@ def gflops_without_adaln(cfg):  # forgets the per-sample adaLN linears
     ("sincos_3d", sincos_space_swapped, "row h"),
     ("dit_gflops", gflops_without_attention, "attention products"),
     ("dit_gflops", gflops_without_adaln, "adaLN"),
+    ("dit_gflops", gflops_final_layer_writes_c, "C_out = cfg.out_channels"),
     ("dit_gflops", lambda cfg: 2 * flops_per_forward(cfg), "multiply-add as one flop"),
     ("dit_gflops", lambda cfg: "many", "expected a number"),
 ])

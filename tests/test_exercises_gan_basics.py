@@ -100,6 +100,7 @@ def test_beta_vae_loss_solution_is_the_package_loss():
      "orthogonalised"),
     (lambda w, limit: w / torch.linalg.matrix_norm(w, ord=2), "spectral normalisation"),
     (lambda w, limit: w.clamp(-limit, limit), "weight clipping"),
+    (lambda w, limit: solution("clip_singular_values")(w, 1.0), "clip at `limit`, not at 1"),  # ignores its limit
 ])
 def test_svc_wrong_answers(wrong, hint):
     result = check("clip_singular_values", wrong)

@@ -41,3 +41,6 @@ def test_wrong_answers_fail_with_a_hint() -> None:
     assert backwards.status == FAIL and "start from the unconditional" in backwards.message
     before = check("still_masked", lambda n, t, steps: math.floor(math.cos(math.pi / 2 * t / steps) * n))
     assert before.status == FAIL and "before step t" in before.message
+    in_float32 = check("still_masked", lambda n, t, steps: int(torch.floor(torch.cos(torch.tensor(
+        math.pi / 2 * (t + 1) / steps)) * n)))
+    assert in_float32.status == FAIL and "float32 rounding" in in_float32.message

@@ -94,6 +94,13 @@ def restart_without_count(e, n, m, z, threshold, g):
     return e, n, m2
 
 
+def restart_zeroing_live_sums(e, n, m, z, threshold, g):
+    e, n, m = solution("restart_dead_codes")(e, n, m, z, threshold, g)
+    m = m.clone()
+    m[n > threshold] = 0.0  # the live codes' m_k lost: e = m/N no longer holds for them
+    return e, n, m
+
+
 def restart_every_code(e, n, m, z, threshold, g):
     pick = torch.randint(z.shape[0], (e.shape[0],), generator=g)
     return z[pick], torch.full_like(n, threshold), z[pick] * threshold
@@ -111,6 +118,7 @@ def restart_every_code(e, n, m, z, threshold, g):
     ("restart_dead_codes", restart_all_on_one_vector, "same encoder output"),
     ("restart_dead_codes", restart_without_count, "count N_k to the threshold"),
     ("restart_dead_codes", restart_every_code, "a live code"),
+    ("restart_dead_codes", restart_zeroing_live_sums, "a live code's sum m_k changed"),
 ])
 def test_wrong_answers_fail_with_a_message(name, wrong, says) -> None:
     result = check(name, wrong)

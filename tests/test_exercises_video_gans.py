@@ -78,6 +78,8 @@ def step_without_generator_update(trainer, batch):
     ("kl_to_prior", lambda m, lv: 0.5 * (m ** 2 + (0.5 * lv).exp() - 1 - lv).sum(-1).mean(), "σ² = exp(log_var)"),
     ("hybrid_without_kl", lambda: MODES["vae"], "KL weight is still"),
     ("hybrid_without_kl", lambda: replace(MODES["hybrid"], kl_weight=0.0, gan_weight=0.5), "change only"),
+    ("hybrid_without_kl", lambda: replace(MODES["hybrid"], kl_weight=0.0,
+                                          teacher_forcing=not MODES["hybrid"].teacher_forcing), "teacher_forcing"),
     ("hybrid_without_kl", lambda: "hybrid", "expected a PredictionRecipe"),
 ])
 def test_wrong_answers_fail_with_a_message(name, wrong, says):

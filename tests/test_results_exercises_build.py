@@ -52,6 +52,14 @@ def test_wrong_answers_fail_with_a_message(name):
     assert result.status == FAIL and result.message
 
 
+def test_a_reshape_instead_of_a_permute_fails_on_a_colour_clip():
+    """With one channel a reshape happens to give the right bytes; the check's colour clip tells them apart."""
+    reshaped = lambda clip: ((clip.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).reshape(  # noqa: E731
+        *clip.shape[1:], clip.shape[0])
+    result = check("to_display", reshaped)
+    assert result.status == FAIL and "permute(1, 2, 3, 0)" in result.message, str(result)
+
+
 def test_crashing_answer_is_reported():
     result = check("centroid", lambda frame: frame.nonexistent)
     assert result.status == FAIL and "AttributeError" in result.message

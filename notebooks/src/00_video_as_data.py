@@ -587,8 +587,11 @@ def shuffle_frames(video: torch.Tensor, generator: torch.Generator) -> torch.Ten
 check("shuffle_frames", shuffle_frames)
 
 # %% [markdown]
-# **3. The seed of a tracker.** Return the brightness-weighted centre of mass (y, x) of a frame (H, W) in [-1, 1].
-# The course's tracker (`vgcourse.metrics.track_centroids`) runs k-means on exactly these weights.
+# **3. The seed of a tracker.** Return the brightness-weighted centre of mass (y, x) of a frame (H, W) in [-1, 1],
+# each pixel weighted by (frame + 1) / 2, in pixel indices (the pixel in row i, column j sits at (y, x) = (i, j)).
+# The course's tracker (`vgcourse.metrics.track_centroids`) starts from such a centre of mass and then runs weighted
+# k-means, with one difference in the weights: `vgcourse.data.foreground` sets pixels below 30 % brightness to zero
+# and rescales the rest to [0, 1], so that the background weighs nothing.
 
 # %%
 def centroid(frame: torch.Tensor) -> torch.Tensor:

@@ -722,8 +722,8 @@ check("discriminator_loss", discriminator_loss)
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
-# −log σ(a) = softplus(−a) and −log(1 − σ(a)) = softplus(a); average each over its own batch. The reference answer:
-# `solution("discriminator_loss")`.
+# −log σ(a) = softplus(−a) and −log(1 − σ(a)) = softplus(a); average each over its own batch, then add the two
+# averages (no factor ½). The reference answer: `solution("discriminator_loss")`.
 # </details>
 #
 # **4. Turn up the KL weight (changes the recipe).** Write `beta_vae_loss(model, x, beta, eps)` from the model's

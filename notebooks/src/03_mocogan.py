@@ -626,9 +626,10 @@ minutes_exercise = timer.lap("exercise 3")
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
-# Start from §4's step: delete every line with D_V and the R1 lines, and draw one frame per clip
-# (`sample_frames(x, 1)`). Keep the two `trainer.optimize` calls, and switch D_I's `requires_grad` back on after the
-# generator's update. The reference answer: `solution("image_only_step")`.
+# Start from §4's step. Take only `G` and `D_I` from `trainer.forward_model`; drop D_V's two losses (`d_video`,
+# `g_video`) and everything that adds or returns them, and the R1 lines; draw one frame per clip
+# (`sample_frames(x, 1)`). Keep the two `trainer.optimize` calls; freeze only D_I for the generator's update and switch
+# its `requires_grad` back on afterwards. The reference answer: `solution("image_only_step")`.
 # </details>
 
 # %%

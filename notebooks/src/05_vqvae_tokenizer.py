@@ -707,7 +707,9 @@ check("codebook_perplexity", solution("codebook_perplexity"))   # the reference 
 # **2. The first frame alone, then tubelets.** Chapter 07's C-ViViT tokenizer (Phenaki) cuts the first frame into
 # p × p patches on its own and the remaining frames into tubelets of p_t × p × p, so that a one-frame clip (an
 # image) is tokenized by the first-frame patches alone and the first frame's tokens never depend on later frames.
-# Write the cut for x of shape (B, C, 1 + n·p_t, H, W).
+# Write the cut for x of shape (B, C, 1 + n·p_t, H, W): return the pair (first-frame patches (B, h·w, C·p·p),
+# tubelets (B, n·h·w, C·p_t·p·p)), with h = H/p and w = W/p, the tokens in raster order (t, then h, then w), each
+# flattened channel first, then frame, row and column (as `x[b, :, frames, rows, columns].reshape(-1)`).
 
 # %%
 def cvivit_patches(x: torch.Tensor, p: int, pt: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -722,8 +724,9 @@ check("cvivit_patches", cvivit_patches)
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
-# `rearrange(x[:, :, :1], "b c 1 (h p) (w q) -> b (h w) (c p q)", p=p, q=p)` for the first frame; the same with
-# `(t r)` for the remaining frames, `r=pt`, and `(c r p q)`. The reference answer: `solution("cvivit_patches")`.
+# `rearrange(x[:, :, :1], "b c 1 (h p) (w q) -> b (h w) (c p q)", p=p, q=p)` for the first frame; for the remaining
+# frames `x[:, :, 1:]`, the same with `(t r)` on the input side, `r=pt`, `(t h w)` for the tokens and `(c r p q)` for
+# each token. The reference answer: `solution("cvivit_patches")`.
 # </details>
 
 # %%
@@ -732,7 +735,9 @@ check("cvivit_patches", solution("cvivit_patches"))   # the reference answer, th
 
 # %% [markdown]
 # **3. Dead-code restarts, and what they buy.** Write the restart rule: every code whose running count N_k is under
-# the threshold jumps onto a random row of z, with N_k set to the threshold and m_k = N_k·e_k.
+# the threshold jumps onto a random row of z (one row drawn per dead code, with `generator`), with N_k set to the
+# threshold and m_k = N_k·e_k. Return the new `(embedding, cluster_size, embed_sum)`; live codes (N_k ≥ threshold)
+# keep all three values.
 
 # %%
 def restart_dead_codes(embedding, cluster_size, embed_sum, z, threshold, generator):

@@ -754,8 +754,8 @@ check("nearby_causal_mask", nearby_causal_mask)
 # <details><summary>Hint</summary>
 #
 # The (t, h, w) of each token: `torch.stack(torch.meshgrid(*(torch.arange(n) for n in grid), indexing="ij"),
-# -1).reshape(-1, 3)`; compare all pairs with broadcasting (`c[:, None] - c[None]`), `.abs() <= torch.tensor(extent)`
-# on every axis, then `.tril()`. The reference answer: `solution("nearby_causal_mask")`.
+# -1).reshape(-1, 3)`; compare all pairs with broadcasting (`c[:, None] - c[None]`), `.abs() <= torch.tensor(extent)`,
+# `.all(-1)` so that it holds on every axis, then `.tril()`. The reference answer: `solution("nearby_causal_mask")`.
 # </details>
 
 # %%

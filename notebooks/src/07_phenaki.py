@@ -870,8 +870,10 @@ print(f"flipped chunks follow their caption: {follow_acc:.3f} ± {follow_se:.3f}
 #
 # ## Exercises
 #
-# **1. The loss on masked codes.** From logits (B, N, K), the true codes (B, N) and the mask (B, N), the mean
-# cross-entropy over the masked codes only.
+# Each exercise has a stub to fill and a check from the package; run the check cell after editing.
+#
+# **1. The loss on masked codes.** From logits (B, N, K), the true codes (B, N) and the mask (B, N), a bool tensor
+# that is True where the code was replaced by [MASK], return the mean cross-entropy over the masked codes only.
 
 # %%
 def masked_token_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -883,12 +885,21 @@ def masked_token_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.T
 # NBVAL_CHECK_OUTPUT
 check("masked_token_loss", masked_token_loss)
 
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# `F.cross_entropy(logits[mask], targets[mask])`: indexing with the bool mask keeps the (M, K) logits and the (M,)
+# codes of the M masked positions, and the cross-entropy averages over them (`my_masked_loss` in §3). The reference
+# answer: `solution("masked_token_loss")`.
+# </details>
+
 # %%
 # NBVAL_CHECK_OUTPUT
 check("masked_token_loss", solution("masked_token_loss"))   # the reference answer, through the same check
 
 # %% [markdown]
-# **2. Guided logits.** ℓ(∅) + s (ℓ(c) − ℓ(∅)).
+# **2. Guided logits.** From the logits with the caption, ℓ(c), and without it, ℓ(∅) (the same shape), and the scale
+# s, return ℓ(∅) + s (ℓ(c) − ℓ(∅)).
 
 # %%
 def guided_logits(cond: torch.Tensor, uncond: torch.Tensor, guidance: float) -> torch.Tensor:
@@ -899,6 +910,13 @@ def guided_logits(cond: torch.Tensor, uncond: torch.Tensor, guidance: float) -> 
 # %%
 # NBVAL_CHECK_OUTPUT
 check("guided_logits", guided_logits)
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# `uncond + guidance * (cond - uncond)`: s = 1 gives ℓ(c), s = 0 gives ℓ(∅), and s > 1 moves past ℓ(c), away from
+# ℓ(∅). The reference answer: `solution("guided_logits")`.
+# </details>
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -917,6 +935,14 @@ def still_masked(n: int, t: int, steps: int) -> int:
 # %%
 # NBVAL_CHECK_OUTPUT
 check("still_masked", still_masked)
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# `math.floor(math.cos(math.pi / 2 * (t + 1) / steps) * n)`, in float64 (`math`, or the package's
+# `cosine_schedule`), not with a float32 tensor: at r = 2/3 the product is exactly n/2, and float32 rounds it just
+# below. After the last step it is 0. The reference answer: `solution("still_masked")`.
+# </details>
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -1288,8 +1288,9 @@ print(f"headline: PC sampler ({pc_top['setting']}, NFE {pc_top['nfe']}) fd {pc_t
 # Each exercise has a stub to fill and a check from the package; run the check cell after editing. Untouched, a
 # check says *not attempted yet*.
 #
-# **1. The VE SDE's noise scale.** Write σ(t) = σ_min (σ_max/σ_min)^t, the std of x(t) given x(0) under the
-# variance-exploding SDE: NCSN's geometric ladder made continuous.
+# **1. The VE SDE's noise scale.** Write σ(t) = σ_min (σ_max/σ_min)^t, the noise scale of the variance-exploding SDE:
+# the std of x(t) given x(0) when the data count as already perturbed by σ_min, as NCSN, the paper's code and `VESDE`
+# take it (the exact kernel's std is √(σ(t)² − σ_min²)). NCSN's geometric ladder made continuous.
 
 # %%
 def ve_marginal_std(t: torch.Tensor, sigma_min: float, sigma_max: float) -> torch.Tensor:

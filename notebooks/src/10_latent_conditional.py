@@ -1200,8 +1200,10 @@ check("mask_iou", my_mask_iou)
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
-# Flatten each clip to one row, `inter = (a & b).sum(1)`, `union = (a | b).sum(1)`, and return 1 where the union is
-# empty. The solution: `solution("mask_iou")`.
+# Flatten each clip to one row and make it boolean, `a, b = a.flatten(1) > 0.5, b.flatten(1) > 0.5` (the masks are
+# float 0/1 tensors, and `&` on floats is an error); then `inter = (a & b).sum(1)`, `union = (a | b).sum(1)`, and
+# return 1 where the union is empty (`torch.where(union > 0, inter / union.clamp(min=1), 1.0)`). The solution:
+# `solution("mask_iou")`.
 # </details>
 #
 # **2. Pool a caption.** The caption encoder ends with the mean of its word vectors; padding (token 0) must not count.

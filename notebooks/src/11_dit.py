@@ -917,10 +917,11 @@ check("dit_gflops", my_dit_gflops)
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
-# With L = T'·H'·W' tokens of width D and MLP width 4D: per block 4·L·D² (qkv and output projection),
-# 2·L·D·4D (MLP), 2·L²·D (Q·Kᵀ and A·V) and D·6D (adaLN, once per sample); plus the tubelet embedding
-# L·(p_t·p·p·C)·D, the timestep MLP 256·D + D·D and the final layer D·2D + L·D·p_t·p·p·C_out. The reference answer:
-# `solution("dit_gflops")`.
+# With L = T'·H'·W' tokens (`cfg.grid`) of width D (`cfg.hidden_size`) and MLP width 4D: per block 4·L·D² (qkv and
+# output projection), 2·L·D·4D (MLP), 2·L²·D (Q·Kᵀ and A·V) and D·6D (adaLN, once per sample); plus the tubelet
+# embedding L·(p_t·p·p·C)·D, the timestep MLP 256·D + D·D and the final layer D·2D + L·D·p_t·p·p·C_out, where C_out =
+# `cfg.out_channels`: 2C for the paper's models, which also predict the variance (`learn_sigma=True`), C otherwise.
+# The reference answer: `solution("dit_gflops")`.
 # </details>
 
 # %%
@@ -929,7 +930,8 @@ check("dit_gflops", solution("dit_gflops"))   # the reference answer, through th
 
 # %% [markdown]
 # **4. Fewer sampling steps: predict, then see.** The chapter's DiT was sampled with `ddim_steps` DDIM steps. Each
-# step costs one forward pass, so sampling with a fifth or a tenth of them is five or ten times cheaper. **Predict**
+# step costs one forward pass, so sampling with a fraction of them (`few_steps`: a tenth and a fifth in the gpu
+# profile, a tenth and a quarter in the cpu profile) is that many times cheaper. **Predict**
 # the fd of its samples with those fewer steps, and whether the frames, the motion or both suffer first. Then run:
 
 # %%

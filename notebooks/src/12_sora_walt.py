@@ -1080,8 +1080,8 @@ check("sdedit_timesteps", my_sdedit_timesteps)
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
-# `torch.linspace(t0, 0, min(steps, t0 + 1))`, rounded to integers. The reference answer:
-# `solution("sdedit_timesteps")`.
+# `t0 = round(strength * (T - 1))`; return `[]` when t0 = 0, else `torch.linspace(t0, 0, min(steps, t0 + 1))` rounded
+# to integers (`.round().long().tolist()`). The reference answer: `solution("sdedit_timesteps")`.
 # </details>
 
 # %%
@@ -1090,9 +1090,9 @@ check("sdedit_timesteps", solution("sdedit_timesteps"))
 
 # %% [markdown]
 # **4. A shorter temporal window.** WALT's spatio-temporal window spans all T' frames; `DiTConfig(temporal_window=t)`
-# limits it to boxes of t frames. Change the window layout to `temporal_window=4` at §2's longest clip. *Predict
-# first*: by how much do its attention FLOPs fall, and its time per clip? Is the saving in time as large as in
-# FLOPs? Then run the cell, which times it as §2 did.
+# limits it to boxes of t frames. Change the window layout to `temporal_window=4` at §2's largest clip (`largest`, the
+# last of `cost_clips`). *Predict first*: by how much do its attention FLOPs fall, and its time per clip? Is the
+# saving in time as large as in FLOPs? Then run the cell, which times it as §2 did.
 
 # %%
 base_cfg = digits_dit("window", *largest)

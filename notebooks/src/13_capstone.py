@@ -593,10 +593,11 @@ for label, line in [("the floor", floor), ("frozen frames", rows["frozen frames"
 # %% [markdown]
 # **4. Predict, then see: a coarser DiT.** Patches twice as wide a side hold four times the pixels each, so a clip
 # is a quarter of the tokens: attention's cost falls by more than four, the rest by about four, and the same budget
-# buys about five times the steps, each seeing the clip at a coarser grain. Before running, predict: at the
-# contest's budget, does the DiT's fd go down (more steps win) or up (coarser tokens lose)? Write
-# `coarser(config)`: the same DiT with twice the patch size, everything else kept. The cell after it trains that
-# DiT with the contest's recipe and budget and scores it beside the contest's DiT.
+# buys about five times the steps (on the GPU; on a CPU, where the FLOP counter misses attention, about three), each
+# seeing the clip at a coarser grain. Before running, predict: at the contest's budget, does the DiT's fd go down
+# (more steps win) or up (coarser tokens lose)? Write `coarser(config)`: the same DiT with twice the patch size,
+# everything else kept. The cell after it trains that DiT with the contest's recipe and budget and scores it beside
+# the contest's DiT.
 
 # %%
 from dataclasses import replace  # noqa: F401  (for your answer)

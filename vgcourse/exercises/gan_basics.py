@@ -190,19 +190,26 @@ def check_clip_singular_values(answer) -> None:
     want = clip_singular_values_solution(w, 1.0)
     if not isinstance(out, torch.Tensor) or out.shape != w.shape:
         raise Wrong(f"expected a matrix of shape {tuple(w.shape)} like W, got {_shape(out)}")
-    if torch.allclose(out, want, atol=1e-4):
-        return
-    got = torch.linalg.svdvals(out)
-    if torch.allclose(got, torch.ones(4), atol=1e-3):
-        raise Wrong("every singular value is 1 (the matrix was orthogonalised): only those above the limit change; "
-                    "0.8 and 0.2 must stay")
-    if torch.allclose(out, w / 3.0, atol=1e-4):
-        raise Wrong("that divides W by its largest singular value (spectral normalisation): it shrinks 0.8 and 0.2 "
-                    "too; clipping leaves them as they are")
-    if torch.allclose(out, w.clamp(-1, 1), atol=1e-4):
-        raise Wrong("that clips each weight to [−1, 1] (WGAN's weight clipping); clip the singular values instead")
-    raise Wrong(f"the singular values of your matrix are {got.round(decimals=3).tolist()}; expected "
-                f"{s.clamp(max=1).tolist()}")
+    if not torch.allclose(out, want, atol=1e-4):
+        got = torch.linalg.svdvals(out)
+        if torch.allclose(got, torch.ones(4), atol=1e-3):
+            raise Wrong("every singular value is 1 (the matrix was orthogonalised): only those above the limit "
+                        "change; 0.8 and 0.2 must stay")
+        if torch.allclose(out, w / 3.0, atol=1e-4):
+            raise Wrong("that divides W by its largest singular value (spectral normalisation): it shrinks 0.8 and "
+                        "0.2 too; clipping leaves them as they are")
+        if torch.allclose(out, w.clamp(-1, 1), atol=1e-4):
+            raise Wrong("that clips each weight to [−1, 1] (WGAN's weight clipping); clip the singular values "
+                        "instead")
+        raise Wrong(f"the singular values of your matrix are {got.round(decimals=3).tolist()}; expected "
+                    f"{[round(v, 3) for v in s.clamp(max=1).tolist()]}")
+    at_two = answer(w.clone(), 2.0)  # the limit is an argument: 3 becomes 2, the rest stay
+    if not isinstance(at_two, torch.Tensor) or at_two.shape != w.shape or not torch.allclose(
+            at_two, clip_singular_values_solution(w, 2.0), atol=1e-4):
+        got = torch.linalg.svdvals(at_two).round(decimals=3).tolist() if isinstance(at_two, torch.Tensor) else None
+        want_two = [round(v, 3) for v in s.clamp(max=2).tolist()]
+        raise Wrong(f"with limit 2.0 the singular values should be {want_two}, got "
+                    f"{got if got is not None else _shape(at_two)}: clip at `limit`, not at 1")
 
 
 # ---- 6. the image generator's inputs (TGAN) --------------------------------------------------------------------

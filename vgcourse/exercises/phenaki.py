@@ -93,4 +93,9 @@ def check_still_masked(answer) -> None:
             if got == math.floor(math.cos(math.pi / 2 * t / steps) * n):
                 raise Wrong(f"n = {n}, T = {steps}, t = {t}: that is the count before step t; after it the ratio is "
                             f"(t + 1)/T")
+            in_float32 = int(torch.floor(torch.cos(torch.tensor(math.pi / 2 * (t + 1) / steps)) * n))
+            if got == in_float32:
+                raise Wrong(f"n = {n}, T = {steps}, t = {t}: expected {want}, got {got}: float32 rounding (cos · n "
+                            f"sits on or just above {want} here, and a float32 tensor lands just below it); compute "
+                            f"in float64, e.g. with math.cos")
             raise Wrong(f"n = {n}, T = {steps}, t = {t}: expected {want}, got {got!r}")

@@ -127,6 +127,8 @@ def check_restart_dead_codes(answer) -> None:
         raise Wrong(f"expected shapes ({k}, {d}), ({k},), ({k}, {d}), got {[_shape(t) for t in out]}")
     if not torch.equal(e[~dead], before[0][~dead]) or not torch.equal(n[~dead], before[1][~dead]):
         raise Wrong("a live code (N_k ≥ threshold) changed: only codes under the threshold restart")
+    if not torch.equal(m[~dead], before[2][~dead]):
+        raise Wrong("a live code's sum m_k changed: only codes under the threshold restart (e = m/N must still hold)")
     # exact comparison, not torch.cdist: its matrix-multiply path loses ~1e-5 to cancellation on rows near 10
     on_data = (e[dead][:, None, :] == z[None, :, :]).all(-1).any(1)  # (dead,)
     if torch.equal(e[dead], before[0][dead]):

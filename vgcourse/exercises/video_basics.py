@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vgcourse.data import BouncingBalls, MovingDigits
+from vgcourse.data import BouncingBalls, CaptionedShapes, MovingDigits
 from vgcourse.exercises import Wrong, exercise
 from vgcourse.video import to_uint8
 
@@ -18,16 +18,22 @@ def to_display_solution(clip: torch.Tensor) -> torch.Tensor:
 @exercise("to_display", "Turn a model clip (C, T, H, W) in [-1, 1] into display frames (T, H, W, C) uint8.",
           to_display_solution)
 def check_to_display(answer) -> None:
-    clip = MovingDigits(size=16, frames=4, digits=1, digit_size=8).batch(1, seed=3).video[0]
-    out = answer(clip)
-    out = torch.as_tensor(out)
-    want = torch.from_numpy(to_uint8(clip))
-    if tuple(out.shape) != tuple(want.shape):
-        raise Wrong(f"expected shape (T, H, W, C) = {tuple(want.shape)}, got {tuple(out.shape)}")
-    if out.dtype != torch.uint8:
-        raise Wrong(f"expected dtype uint8, got {out.dtype}")
-    diff = (out.int() - want.int()).abs().max().item()
-    if diff > 1:
+    grey = MovingDigits(size=16, frames=4, digits=1, digit_size=8).batch(1, seed=3).video[0]  # (1, 4, 16, 16)
+    colour = CaptionedShapes(size=16, frames=4).batch(1, seed=3).video[0]  # (3, 4, 16, 16): the axes must move
+    for clip in (grey, colour):
+        out = torch.as_tensor(answer(clip.clone()))
+        want = torch.from_numpy(to_uint8(clip))
+        if tuple(out.shape) != tuple(want.shape):
+            raise Wrong(f"expected shape (T, H, W, C) = {tuple(want.shape)}, got {tuple(out.shape)}")
+        if out.dtype != torch.uint8:
+            raise Wrong(f"expected dtype uint8, got {out.dtype}")
+        diff = (out.int() - want.int()).abs().max().item()
+        if diff <= 1:
+            continue
+        reshaped = torch.from_numpy(to_uint8(clip)).permute(3, 0, 1, 2).reshape(want.shape)  # bytes kept, axes not
+        if clip.shape[0] > 1 and (out.int() - reshaped.int()).abs().max().item() <= 1:
+            raise Wrong("a colour clip's channels end up mixed with its pixels: reshape keeps the memory order "
+                        "(C, T, H, W); move the axes with permute(1, 2, 3, 0)")
         raise Wrong(f"pixel values differ by up to {diff}: map -1 -> 0 and +1 -> 255 (x + 1) * 127.5, then round")
 
 
