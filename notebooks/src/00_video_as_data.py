@@ -28,7 +28,7 @@
 # |---|---|---|
 # | `smoke` | 16 against 32 | < 1 min on 2 CPU cores (checks only: too few clips for a meaningful fd) |
 # | `cpu` | 128 against 256 | ≈ 2 min on 2 CPU cores |
-# | `gpu` | 384 against 512 (the course's protocol) | ≈ 1 min on one H200 |
+# | `gpu` | 384 against 512 (the course's protocol) | ≈ 0.5 min on one H200 |
 #
 # The committed outputs come from the gpu profile: its numbers are the ones every later chapter is read against.
 
@@ -456,7 +456,9 @@ print(f"at n = {n_check}: real fd varies by {spread:.2f} (sd) between {draws} in
 # reference rows computed again at that n, never copied from another n. The real row's fd_∞ need not be 0 either:
 # its clips use training digits and the reference held-out ones, and the reference's own finite n adds a bias of its
 # own. The table also checks the standard error: the jackknife SE of a single draw should be close to the spread
-# between independent draws (within the spread's own uncertainty, printed above).
+# between independent draws. At the protocol's n = 384 it is, for both rows, within the spread's own uncertainty
+# (printed above); at other n the two can differ by more than that, since each SE there comes from one draw and each
+# spread from a few.
 #
 # ## 8. The floor, the target, and how a bar is read
 #

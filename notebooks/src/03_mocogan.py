@@ -26,7 +26,7 @@
 # |---|---|---|---|---|
 # | `smoke` | 16×16, 16 frames | tiny | 2 steps | < 1 min on 2 CPU cores (checks only) |
 # | `cpu` | 16×16, 16 frames | G 0.1M parameters | 4 minutes, batch 16 | ≈ 5 min on 2 CPU cores: moving blobs |
-# | `gpu` | 32×32, 16 frames (the protocol) | G 3.1M, D_I 0.7M, D_V 2.6M | 4.5 minutes, batch 64 | 5.8 min on one H200 |
+# | `gpu` | 32×32, 16 frames (the protocol) | G 3.2M, D_I 0.7M, D_V 2.6M | 4.5 minutes, batch 64 | 5.8 min on one H200 |
 
 # %%
 import copy

@@ -4,9 +4,9 @@
 # **What this chapter builds.** Two things the GAN era learned late. First, **DVD-GAN**: a BigGAN for video whose
 # generator runs a convolutional GRU at every resolution, and whose discriminator is split in two so that neither
 # half ever sees a full-resolution clip: a spatial discriminator on a few full-resolution frames, a temporal one on
-# the whole clip at half resolution. We measure what the split buys (FLOPs, memory and time of a discriminator
-# update against one full-resolution 3D discriminator) and what it costs (the quality each reaches for the same
-# training FLOPs). Second, **GAN + VAE** for prediction: given the first frames of a clip, predict the rest with a
+# the whole clip at half resolution. We measure what the split changes in one discriminator update (FLOPs, memory
+# and time, against one full-resolution 3D discriminator) and the quality each set-up's generator reaches for the
+# same training FLOPs. Second, **GAN + VAE** for prediction: given the first frames of a clip, predict the rest with a
 # latent per step, trained as a VAE (a learned posterior, KL to a unit prior), as a GAN, or as both (SAVP), on the
 # same network, and measure what each brings: the best of several samples against the true future (coverage), the
 # average sample (the blur that coverage costs a VAE), the spread between samples and their frame quality.
@@ -28,8 +28,8 @@
 # | profile | data | models | training | time |
 # |---|---|---|---|---|
 # | `smoke` | 16×16, 16 frames | tiny | 1–2 steps each | < 1 min on 2 CPU cores (checks only) |
-# | `cpu` | 16×16, 16 frames | DVD-GAN G 0.2M; predictor 0.05M | 2.5 + ≤ 0.75 min; 4 × 0.6 min | ≈ 7 min, 2 CPU cores |
-# | `gpu` | 32×32, 16 frames (protocol) | DVD-GAN G 4.5M; predictor 1.5M | 3.5 + ≤ 1.25; 4 × 0.4 min | ≈ 8.5 min, H200 |
+# | `cpu` | 16×16, 16 frames | DVD-GAN G 0.2M; predictor 0.05M | 2.5 + ≤ 0.75 min; 4 × 0.6 min | ≈ 6 min, 2 CPU cores |
+# | `gpu` | 32×32, 16 frames (protocol) | DVD-GAN G 4.5M; predictor 1.5M | 3.5 + ≤ 1.25; 4 × 0.4 min | ≈ 7.5 min, GPU |
 
 # %%
 import copy
@@ -674,7 +674,7 @@ for name, row in summary_table.items():
 minutes_prediction_scores = timer.lap("prediction scores")
 
 # %% [markdown]
-# One context, the true future and two samples of each recipe (every other frame; the two context frames first):
+# One context, the true future and two samples of each recipe (every frame; the two context frames first):
 
 # %%
 shown = 0

@@ -438,8 +438,8 @@ print(f"fd {gpt_scores['fd']:.2f} ± {gpt_scores['fd_se']:.2f} (frozen frames {r
 # %% [markdown]
 # **Reading it.** The reconstructions' row is the floor: the prior's clips are decoded by the same decoder, so only
 # the gap between the two rows is the prior's. Sampling costs one transformer pass per code, 256 sequential steps
-# however many clips run in parallel; chapter 08's diffusion model takes a few hundred denoising steps of a whole
-# clip instead.
+# however many clips run in parallel; chapter 08's diffusion model takes 1000 denoising steps of a whole clip with
+# its ancestral sampler, or 10 to 100 with DDIM (its times per clip are printed above).
 #
 # ## 4 · Conditioning: the class token, and the first frames
 #
@@ -512,8 +512,10 @@ filmstrip({f"{name}, clip {i}": video[i] for i in (0, 1)
            for name, video in {"held-out": originals, "continued": continued}.items()})
 
 # %% [markdown]
-# The first four frames of each continuation are the tokenizer's reconstruction of the given ones; what follows is
-# the prior's guess, which must carry on the digits' identity and motion from four frames of evidence.
+# The first four frames of each continuation are decoded from the given codes, though not from them alone (the
+# decoder's attention and convolutions along time let the prior's later codes touch them too), so they are close to
+# the tokenizer's reconstruction of the given frames; what follows is the prior's guess, which must carry on the
+# digits' identity and motion from four frames of evidence.
 #
 # ## 5 · NÜWA's 3D nearby attention
 #
@@ -804,7 +806,9 @@ print(format_rows({"T = 1, all codes": gpt_scores, "T = 0.8, top-16": sharp_scor
 # Cutting the tail of each code's distribution removes the rare, often wrong, codes that blot a frame, so frames get
 # cleaner (frame quality up); it also removes rare but right codes, so clips look more alike (diversity down). The fd
 # compares whole distributions, so it rewards the first and punishes the second: which wins depends on how good the
-# tail was. Language models are sampled this way for the same trade.
+# tail was. Whether either change shows at all at T = 0.8 and top-16, and in which direction, is what the two rows
+# measure: compare the changes with the fd's standard error. Language models are sampled this way for the same
+# trade.
 # </details>
 
 # %%

@@ -32,7 +32,7 @@
 # | profile | tokenizer | masked transformer | training | time |
 # |---|---|---|---|---|
 # | `smoke` | tiny (32 wide, 32 codes) | 2 × 32 | 2 + 2 steps | < 1 min on 2 CPU cores (checks only) |
-# | `cpu` | 64 wide, 256 codes | 4 × 128 | 2 + 4 + 0.5 min, batch 16 | ≈ 9.5 min on 2 CPU cores |
+# | `cpu` | 64 wide, 256 codes | 4 × 128 | 2 + 4 + 0.5 min, batch 16 | ≈ 8 min on 2 CPU cores |
 # | `gpu` | 256 wide, 512 codes (6.5M) | 8 × 384 (15M) | 2 + 4 + 2 min, batch 64 / 128, compiled | ≈ 8.5 min, a GPU |
 
 # %%
@@ -970,7 +970,8 @@ for steps_ in (4, decode_steps, 24):
 # of a gpu-profile clip, 4 steps fix 25 in the first (from the caption alone) and 122 in the last, all at once and
 # independently of each other (`decode_schedule(320, 4)` gives the masked counts after each step). Codes fixed
 # together may each be likely alone and still not agree (two halves of different shapes); more steps make each group
-# smaller and let later codes see the earlier ones. Past 12 the gain is usually within the standard error. </details>
+# smaller and let later codes see the earlier ones. Whether steps past 12 still pay shows in the last two rows:
+# compare their difference with its standard error. </details>
 
 # %%
 print(f"chapter wall time: {(time.time() - STARTED) / 60:.1f} min; parts (min): {timer.minutes}")

@@ -29,8 +29,8 @@
 #
 # | profile | data | U-Net | training | time |
 # |---|---|---|---|---|
-# | `smoke` | 16×16, 8 frames | tiny, 16 channels | 2 steps, a 10-step chain | ≈ 1 min, 2 CPU cores (checks only) |
-# | `cpu` | 16×16, 8 frames | small, 16 channels | 500 steps, batch 16 | ≈ 6 min, 2 CPU cores: blobs, not yet digits |
+# | `smoke` | 16×16, 8 frames | tiny, 16 channels | 2 steps, a 10-step chain | < 1 min, 2 CPU cores (checks only) |
+# | `cpu` | 16×16, 8 frames | small, 16 channels | 500 steps, batch 16 | ≈ 4.5 min, 2 CPU cores: blobs, not yet digits |
 # | `gpu` | 32×32, 16 frames (protocol) | 5.2M, levels 32/16/8 | 4.6 min with compile, batch 64 | ≈ 8.5 min, one GPU |
 #
 # The smoke and cpu profiles work at 16×16 with 8 frames because ancestral sampling costs one network call per step,

@@ -35,8 +35,8 @@
 # | profile | data | models | training | time |
 # |---|---|---|---|---|
 # | `smoke` | 16×16, 8 frames | tiny U-Net (0.2M) | 2 steps each | < 1 min on 2 CPU cores (checks only) |
-# | `cpu` | 16×16, 8 frames | U-Net 0.3M, the same for NCSN | 3 + 0.75 min | ≈ 10 min on 2 CPU cores |
-# | `gpu` | 32×32, 16 frames (protocol) | U-Net 5.2M, also for NCSN | 3.4 (compiled) + 0.4 min | ≈ 8.5 min, one GPU |
+# | `cpu` | 16×16, 8 frames | U-Net 0.3M, the same for NCSN | 3 + 0.75 min | ≈ 8 min on 2 CPU cores |
+# | `gpu` | 32×32, 16 frames (protocol) | U-Net 5.2M, also for NCSN | 3.4 (compiled) + 0.4 min | ≈ 7 min, one GPU |
 #
 # In the `gpu` profile, besides training: the sampler comparison at 384 clips each ≈ 2 min (compiling once for that
 # batch included), round trips and likelihoods ≈ 1 min, the analytic sections seconds. The smoke and cpu profiles work

@@ -860,7 +860,9 @@ filmstrip({f"{k} 0": shown[k][0] for k in shown}, every=4)
 #
 # SDEdit (Meng et al. 2022) noises the source to an intermediate step t₀ = strength·(T−1) with the forward
 # process, then denoises under the new condition. Low strength keeps the source's layout and motion (the noise
-# has not erased them); high strength obeys the new caption but forgets the source. The start step by hand:
+# has not erased them); high strength leaves more to the new caption and forgets more of the source. Whether the new
+# caption is obeyed at low strength already is measured below, beside how much of the source's structure survives.
+# The start step by hand:
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -18,7 +18,8 @@
 # each into a measurement that could come out three ways. Here they are read together.
 #
 # **What "the same budget" means here.** Every chapter ran within about ten minutes on one GPU (an H100 or an H200;
-# each row names its device), and gave its headline model most of them. In sections 1–4 the budget is one GPU for
+# each row names its device), and gave its headline model between about two and six of them (the minutes column
+# below). In sections 1–4 the budget is one GPU for
 # minutes, not one number of FLOPs: the table prints each model's training FLOPs, so a reader sees how far from
 # matched they are. Section 5 matches the FLOPs.
 #
@@ -511,7 +512,8 @@ filmstrip(shown) if shown else print("no family is past the floor at this budget
 # **Reading it.** One budget asks one question: which family learns most from a fixed, small amount of compute, on
 # 32×32 digits. It does not ask which family is best. A family whose case rests on scale (the DiT: no built-in
 # notion of locality, so it must learn what a convolution is given) can lose at a small budget and still win at a
-# large one; chapter 11's scaling study is where its curve is read. A run that the time cap stopped did not spend
+# large one; chapter 11's scaling study asks that question at matched FLOPs, and the ledger above says what it could
+# read (a study whose models are above the floor reads "not resolved"). A run that the time cap stopped did not spend
 # the budget, and its step of the story reads "not resolved" for that reason alone.
 
 # %% [markdown]
