@@ -126,3 +126,34 @@ def test_set_total_resizes_a_notebook_widget():
     assert (widget.max, widget.value, widget.bar_style, widget.layout.width) == (20, 7, "", None)
     bar.close()
     unknown.close()
+
+
+def test_a_budgeted_run_shorter_than_its_warm_up_still_ends_n_of_n(monkeypatch, capsys):
+    """Two steps never reach the timed steps, so no plan ever gives the bar a total: the loop's last set_total does."""
+    lines = lines_of_a_budgeted_run(monkeypatch, capsys, steps=2, max_minutes=1.0)
+    assert lines[-1].startswith("fit: 100%|") and "2/2 [" in lines[-1], lines
+
+
+def test_the_loop_resizes_a_notebook_widget_to_where_the_run_ended(monkeypatch):
+    """In JupyterLab the bar is a widget: under a time budget it starts without a length and ends full at n/n."""
+    notebook = pytest.importorskip("tqdm.notebook")
+    pytest.importorskip("ipywidgets")
+    bars = []
+
+    def widget_bar(iterable=None, **kwargs):
+        bars.append(notebook.tqdm(iterable, display=False, **kwargs))
+        return bars[-1]
+
+    monkeypatch.setattr("vgcourse.train.loop.progress_bar", widget_bar)
+    model = torch.nn.Linear(2, 1)
+    def slow_loss(m, x):
+        time.sleep(0.005)
+        return m(x).pow(2).mean()
+
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), lambda step: torch.randn(4, 2),
+                      TrainConfig(steps=100_000, max_minutes=0.3 / 60, log_every=1, measure_flops=False, desc="fit"),
+                      loss_fn=slow_loss)
+    trainer.fit()
+    widget = bars[0].container.children[1]
+    assert 10 < trainer.step < 100_000  # stopped by its budget
+    assert widget.max == widget.value == trainer.step and widget.bar_style == "success", (widget.max, widget.value)

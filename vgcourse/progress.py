@@ -81,7 +81,8 @@ def progress_bar(iterable: Iterable | None = None, *, desc: str | None = None, t
 
 
 def set_total(bar: _text_tqdm, total: int | None) -> None:
-    """Give a running bar a new ``total`` (``None``: not known yet), in its text and, in JupyterLab, its widget.
+    """Give a running bar a new ``total``, in its text and, in JupyterLab, its widget (``None``, not known yet: the
+    text drops its percentage, a widget keeps its length).
 
     A time budget moves a run's end while it trains. tqdm's text reads ``bar.total``, but a notebook widget keeps
     the length it was drawn with (a bar started with 50,000 steps that end at 3,500 would stop at 7%); this sets

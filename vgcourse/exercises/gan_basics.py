@@ -204,12 +204,12 @@ def check_clip_singular_values(answer) -> None:
         raise Wrong(f"the singular values of your matrix are {got.round(decimals=3).tolist()}; expected "
                     f"{[round(v, 3) for v in s.clamp(max=1).tolist()]}")
     at_two = answer(w.clone(), 2.0)  # the limit is an argument: 3 becomes 2, the rest stay
-    if not isinstance(at_two, torch.Tensor) or at_two.shape != w.shape or not torch.allclose(
-            at_two, clip_singular_values_solution(w, 2.0), atol=1e-4):
-        got = torch.linalg.svdvals(at_two).round(decimals=3).tolist() if isinstance(at_two, torch.Tensor) else None
+    if not isinstance(at_two, torch.Tensor) or at_two.shape != w.shape:
+        raise Wrong(f"with limit 2.0: expected a matrix of shape {tuple(w.shape)} like W, got {_shape(at_two)}")
+    if not torch.allclose(at_two, clip_singular_values_solution(w, 2.0), atol=1e-4):
+        got = torch.linalg.svdvals(at_two).round(decimals=3).tolist()
         want_two = [round(v, 3) for v in s.clamp(max=2).tolist()]
-        raise Wrong(f"with limit 2.0 the singular values should be {want_two}, got "
-                    f"{got if got is not None else _shape(at_two)}: clip at `limit`, not at 1")
+        raise Wrong(f"with limit 2.0 the singular values should be {want_two}, got {got}: clip at `limit`, not at 1")
 
 
 # ---- 6. the image generator's inputs (TGAN) --------------------------------------------------------------------
