@@ -152,3 +152,12 @@ def test_dvdgan_networks_name_the_layout_they_expect():
         model["D_T"](torch.zeros(2, 8, 1, 16, 16))  # frames before channels
     with pytest.raises(ValueError, match=r"expected k frames of each clip, \(B, 1, k, H, W\)"):
         model["D_S"](torch.zeros(8, 1, 16, 16))  # frames as a batch of images
+
+
+def test_an_odd_timestep_frequency_dim_is_refused_where_it_is_set():
+    """sin and cos per frequency: an odd width gave one feature too few and a matrix-product error at the first call."""
+    from vgcourse.dit.model import TimestepEmbedder
+
+    assert TimestepEmbedder(8, frequency_dim=16)(torch.rand(3)).shape == (3, 8)
+    with pytest.raises(ValueError, match="expected an even number, got 15"):
+        TimestepEmbedder(8, frequency_dim=15)

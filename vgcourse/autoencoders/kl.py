@@ -73,7 +73,8 @@ def kl_f8_base(**kw) -> VideoAutoencoderConfig:  # f = 8: channels 32/64/128/128
 class DiagonalGaussian:
     """The posterior q(z|x) = N(mean, diag(exp(logvar))) of a KL autoencoder.
 
-    Inputs: mean, logvar (B, Cz, T, h, w); logvar is clamped to [-30, 20] as in LDM.
+    Inputs: mean, logvar (B, ...): (B, Cz, T, h, w) for :class:`VideoAutoencoder`, (N, latent_dim) for
+    :class:`~vgcourse.autoencoders.vae.FrameVAE`; logvar is clamped to [-30, 20] as in LDM.
     """
 
     def __init__(self, mean: torch.Tensor, logvar: torch.Tensor):
@@ -84,12 +85,12 @@ class DiagonalGaussian:
         self.std = torch.exp(0.5 * self.logvar)
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z = mean + std · ε, ε ~ N(0, I) (reparameterisation, Kingma & Welling 2014, eq. (10))."""
+        """z = mean + std · ε, ε ~ N(0, I) (reparameterisation, Kingma & Welling 2014, eq. (10)) -> (B, ...)."""
         eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
-        return self.mean + self.std * eps  # (B, Cz, T, h, w)
+        return self.mean + self.std * eps  # (B, ...)
 
     def mode(self) -> torch.Tensor:
-        """The most likely latent: the mean."""
+        """The most likely latent: the mean -> (B, ...)."""
         return self.mean
 
     def kl(self) -> torch.Tensor:
@@ -252,14 +253,17 @@ class VideoAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None
                 ) -> tuple[torch.Tensor, DiagonalGaussian]:
+        """x (B, C, T, H, W) in [-1, 1] -> (x̂ (B, C, T, H, W) decoded from one draw z ~ q(z|x), q(z|x) over
+        latents (B, Cz, T, H/f, W/f))."""
         posterior = self.encode(x)
         return self.decode(posterior.sample(generator)), posterior  # (B, C, T, H, W), q(z|x)
 
     def loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """LDM's objective without LPIPS/GAN, divided by D = C·T·H·W so it reads per pixel.
 
-        Returns dict(loss, recon (mean L1 or MSE per pixel), kl (mean per-sample KL in nats)); the total is
-        recon + kl_weight · kl / D, i.e. (Σ_pixels |x − x̂| + kl_weight · KL) / D averaged over the batch.
+        x (B, C, T, H, W) in [-1, 1] -> dict of () tensors: loss, recon (mean L1 or MSE per pixel), kl (mean
+        per-sample KL in nats); the total is recon + kl_weight · kl / D, i.e. (Σ_pixels |x − x̂| + kl_weight · KL) / D
+        averaged over the batch.
         """
         recon, posterior = self(x, generator)
         diff = recon.float() - x.float()
@@ -270,20 +274,26 @@ class VideoAutoencoder(nn.Module):
 
     @torch.no_grad()
     def fit_scale_factor(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> float:
-        """Set ``scale_factor`` = 1 / std of sampled latents of ``batch`` (LDM, §4.3.2 and App. G); return it."""
+        """Set ``scale_factor`` = 1 / std of sampled latents of ``batch`` (LDM, §4.3.2 and App. G); return it.
+
+        Inputs: batch (B, C, T, H, W) in [-1, 1]; the std is taken over all entries of z (B, Cz, T, H/f, W/f).
+        """
         z = self.encode(batch).sample(generator)  # (B, Cz, T, h, w)
         self.scale_factor.fill_(1.0 / z.float().std().item())
         return float(self.scale_factor)
 
     def encode_scaled(self, x: torch.Tensor, generator: torch.Generator | None = None,
                       sample: bool = True) -> torch.Tensor:
-        """The latent a diffusion model sees: scale_factor · z, z ~ q(z|x) (or its mean if ``sample=False``)."""
+        """The latent a diffusion model sees: scale_factor · z, z ~ q(z|x) (or its mean if ``sample=False``).
+
+        x (B, C, T, H, W) in [-1, 1] -> (B, Cz, T, H/f, W/f).
+        """
         posterior = self.encode(x)
         z = posterior.sample(generator) if sample else posterior.mode()
         return z * self.scale_factor  # (B, Cz, T, h, w)
 
     def decode_scaled(self, z: torch.Tensor) -> torch.Tensor:
-        """Undo the scaling and decode: x̂ = D(z / scale_factor)."""
+        """Undo the scaling and decode: x̂ = D(z / scale_factor); z (B, Cz, T, h, w) -> (B, C, T, h·f, w·f)."""
         return self.decode(z / self.scale_factor)  # (B, C, T, H, W)
 
     @torch.no_grad()

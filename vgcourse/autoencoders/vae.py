@@ -135,7 +135,10 @@ class FrameVAE(nn.Module):
 
 
 def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
-    """−log N(x; mean, s² I) per frame (N,) in nats: Σ_pixels ½ ((x − μ)² / s² + log 2π) + log s."""
+    """−log N(x; mean, s² I) per frame (N,) in nats: Σ over pixels of [½((x − μ)² / s² + log 2π) + log s].
+
+    Inputs: x, mean (N, C, H, W); log_scale log s, () or broadcastable to x.
+    """
     inv_var = torch.exp(-2 * log_scale)
     per_pixel = 0.5 * (x.float() - mean.float()).pow(2) * inv_var + 0.5 * LOG_2PI + log_scale
     return per_pixel.flatten(1).sum(1)
@@ -144,7 +147,9 @@ def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -
 def vae_terms(model: FrameVAE, x: torch.Tensor, generator: torch.Generator | None = None
               ) -> dict[str, torch.Tensor]:
     """The two terms of the ELBO per frame (N,), in nats: ``nll`` = −log p(x|z) for one draw z ~ q(z|x) and
-    ``kl`` = KL(q(z|x) ‖ N(0, I)); and ``recon``, the decoder's mean (N, C, H, W). −ELBO = nll + kl."""
+    ``kl`` = KL(q(z|x) ‖ N(0, I)); and ``recon``, the decoder's mean (N, C, H, W). −ELBO = nll + kl.
+
+    Inputs: x (N, C, H, W) in [-1, 1] with C = ``cfg.channels`` and H = W = ``cfg.size``."""
     recon, posterior, _ = model(x, generator)
     return {"nll": gaussian_nll(x, recon, model.scale()), "kl": posterior.kl(), "recon": recon}
 
@@ -153,7 +158,8 @@ def vae_loss(model: FrameVAE, x: torch.Tensor, beta: float | None = None,
              generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """β-VAE loss averaged over frames (Higgins et al. 2017, eq. (4)): E[−log p(x|z)] + β · KL, in nats per frame.
 
-    Returns dict(loss, nll, kl, neg_elbo = nll + kl (the β = 1 loss, whatever β trains), scale = s)."""
+    x (N, C, H, W) in [-1, 1] -> dict of () tensors: loss, nll, kl, neg_elbo = nll + kl (the β = 1 loss, whatever β
+    trains), scale = s."""
     beta = model.cfg.beta if beta is None else beta
     terms = vae_terms(model, x, generator)
     nll, kl = terms["nll"].mean(), terms["kl"].mean()
@@ -165,7 +171,7 @@ def vae_loss(model: FrameVAE, x: torch.Tensor, beta: float | None = None,
 def negative_elbo(model: FrameVAE, x: torch.Tensor, draws: int = 1,
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """−ELBO per frame (N,) in nats, the expectation over q(z|x) averaged over ``draws`` draws: an upper bound on
-    −log p(x) (divide by C·H·W·ln 2 for bits per dimension)."""
+    −log p(x) (divide by C·H·W·ln 2 for bits per dimension). Inputs: x (N, C, H, W) in [-1, 1]."""
     kl = model.encode(x).kl()
     nll = torch.stack([vae_terms(model, x, generator)["nll"] for _ in range(draws)]).mean(0)
     return nll + kl

@@ -127,9 +127,9 @@ class GPT(nn.Module):
         key length, so the loop runs under :attr:`decode_backends` (by default every SDPA backend but cuDNN's, which
         builds a plan per new shape; see :data:`vgcourse.nn.attention.DECODE_BACKENDS`).
 
-        ``guidance`` s ≠ 1 (labels y needed): classifier-free guidance (Ho & Salimans 2022) on every step's logits,
-        ℓ(∅) + s (ℓ(y) − ℓ(∅)), the unconditional ℓ(∅) from the start token of :data:`NO_CLASS` continuing the same
-        codes; both halves run as one batch of 2B, so a guided clip costs two.
+        ``guidance`` s ≠ 1 (labels y needed): classifier-free guidance (Ho & Salimans 2022, eq. (6), s = 1 + w) on
+        every step's logits, ℓ(∅) + s (ℓ(y) − ℓ(∅)), the unconditional ℓ(∅) from the start token of :data:`NO_CLASS`
+        continuing the same codes; both halves run as one batch of 2B, so a guided clip costs two.
         """
         cfg, device = self.config, self.head.weight.device
         given = [z.shape[0] for z in (y, prefix) if z is not None] + ([n] if n is not None else [])

@@ -34,7 +34,9 @@ from vgcourse.nn.transformer import Block
 
 
 def cosine_schedule(r: torch.Tensor | float) -> torch.Tensor:
-    """γ(r) = cos(π r / 2): the fraction of codes masked at ratio r ∈ [0, 1] (Chang et al. 2022, §3.3)."""
+    """γ(r) = cos(π r / 2): the fraction of codes masked at ratio r ∈ [0, 1] (Chang et al. 2022, §3.3).
+
+    r float or tensor -> float64 tensor of r's shape (() for a float)."""
     return torch.cos(math.pi / 2 * torch.as_tensor(r, dtype=torch.float64)).clamp(0.0, 1.0)
 
 
@@ -121,7 +123,8 @@ class MaskGIT(nn.Module):
 
     def guided_logits(self, ids: torch.Tensor, y: torch.Tensor, guidance: float) -> torch.Tensor:
         """Classifier-free guidance: needs a model trained with its condition dropped (see
-        :class:`vgcourse.autoregressive.phenaki.TextMaskGIT`)."""
+        :class:`vgcourse.autoregressive.phenaki.TextMaskGIT`, whose override maps ids (B, N) and y to guided logits
+        (B, N, K)); this base class has none and raises ValueError."""
         raise ValueError(f"{type(self).__name__} has no unconditional model to guide against; use guidance=1.0")
 
     def random_mask(self, batch: int, device: torch.device, maskable: torch.Tensor | None = None,

@@ -52,7 +52,8 @@ class GRUPrior(nn.Module):
     """A GRU language model over the raster-ordered codes of a clip.
 
     Token embedding (the K codes, a start token K and one start token per class, as GPT's) -> ``n_layer`` GRUs
-    (Cho et al. 2014, eq. (5)-(8): r = σ(W_r x + U_r h), z = σ(W_z x + U_z h), h̃ = tanh(W x + U (r ⊙ h)),
+    (Cho et al. 2014, eq. (5)-(8), in nn.GRU's form, which applies the reset gate after the recurrent product:
+    r = σ(W_r x + U_r h + b_r), z = σ(W_z x + U_z h + b_z), h̃ = tanh(W x + b + r ⊙ (U h + b_hn)),
     h' = z ⊙ h + (1 − z) ⊙ h̃) -> LayerNorm -> a linear head to the K code logits. No position table: the state
     carries where in the sequence it is.
 

@@ -77,7 +77,7 @@ class Continuation:
     or a :class:`vgcourse.dit.generation.TextDiT` with a mask channel): caption tokens (B, L) or None, and the frame
     mask (B, 1, T, 1, 1), 1 on frames given clean. Classifier-free guidance drops the caption and keeps the frames
     (:meth:`unconditional`, which :func:`vgcourse.diffusion.guided_eps` calls):
-    ε̃ = ε(x, frames) + s (ε(x, caption, frames) − ε(x, frames))."""
+    ε̃ = ε(x, frames) + s (ε(x, caption, frames) − ε(x, frames)) (Ho & Salimans 2022, eq. (6))."""
 
     tokens: torch.Tensor | None
     mask: torch.Tensor

@@ -89,8 +89,11 @@ def ddim_from(model: Callable[..., torch.Tensor], x: torch.Tensor, schedule: Noi
 def sdedit(model: Callable[..., torch.Tensor], source: torch.Tensor, schedule: NoiseSchedule, strength: float,
            steps: int, cond: object | None = None, guidance_scale: float = 1.0,
            generator: torch.Generator | None = None) -> torch.Tensor:
-    """SDEdit (Meng et al. 2022): noise ``source`` to t0 = strength·(T−1) with q(x_t0 | x_0), then denoise under
-    ``cond``. Low strength keeps the source's structure; high strength follows the new condition."""
+    """SDEdit (Meng et al. 2022): noise ``source`` to t0 = round(strength·(T−1)) with q(x_t0 | x_0), then denoise
+    under ``cond`` with deterministic DDIM (:func:`ddim_from`) from t0 in ``steps`` steps (:func:`sdedit_timesteps`).
+    Low strength keeps the source's structure; high strength follows the new condition.
+
+    Inputs: source (B, C, T, H, W) in [-1, 1]. Returns the edit (B, C, T, H, W) (the source itself if t0 = 0)."""
     check_video(source, "source")
     ts = sdedit_timesteps(schedule.T, strength, steps)
     if not ts:

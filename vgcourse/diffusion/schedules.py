@@ -87,7 +87,7 @@ class NoiseSchedule(nn.Module):
         return coef.to(x.device)[t.to(x.device)].reshape(-1, *([1] * (x.ndim - 1)))  # (B, 1, ..., 1)
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """Draw x_t ~ q(x_t | x_0) = N(√ᾱ_t x_0, (1-ᾱ_t) I) in one step.
+        """Draw x_t ~ q(x_t | x_0) = N(√ᾱ_t x_0, (1-ᾱ_t) I) in one step (Ho et al. 2020, eq. (4)).
 
         Inputs:
             x0: (B, ...) clean data; t: (B,) long; noise: like x0 (drawn if None).
@@ -102,7 +102,7 @@ class NoiseSchedule(nn.Module):
                 + self._gather(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise)  # Ho et al. 2020, eq. (4)
 
     def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """Invert eq. (4) for x_0 given a noise estimate: x_0 = (x_t - √(1-ᾱ_t) ε) / √ᾱ_t.
+        """Invert Ho et al. 2020, eq. (4) for x_0 given a noise estimate: x_0 = (x_t - √(1-ᾱ_t) ε) / √ᾱ_t.
 
         Inputs:
             x_t: (B, ...); t: (B,) long; eps: like x_t.
@@ -125,7 +125,7 @@ class NoiseSchedule(nn.Module):
 
     def posterior(self, x0: torch.Tensor, x_t: torch.Tensor,
                   t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The forward-process posterior q(x_{t-1} | x_t, x_0) = N(μ̃_t, β̃_t I).
+        """The forward-process posterior q(x_{t-1} | x_t, x_0) = N(μ̃_t, β̃_t I) (Ho et al. 2020, eqs. (6)–(7)).
 
         Inputs:
             x0, x_t: (B, ...); t: (B,) long.

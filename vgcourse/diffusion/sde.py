@@ -116,8 +116,9 @@ class ReverseSDE:
     def discretize(self, x: torch.Tensor, t: torch.Tensor, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Reverse of the forward chain: x_{t-dt} = x_t - f_i + G_i z, returns f_i (B, ...) and G_i (B,).
 
-        f_i = f_fwd - G_i^2 s(x, t) with the forward discretisation's f_fwd and G_i
-        (Song et al. 2021, App. E, "reverse diffusion samplers").
+        f_i = f_fwd - G_fwd^2 s(x, t) and G_i = G_fwd, with the forward discretisation's f_fwd and G_fwd
+        (Song et al. 2021, App. E, "reverse diffusion samplers"); with probability_flow=True,
+        f_i = f_fwd - ½ G_fwd^2 s(x, t) and G_i = 0.
         """
         f, G = self.forward.discretize(x, t, dt)
         weight = 0.5 if self.probability_flow else 1.0

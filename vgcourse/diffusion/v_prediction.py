@@ -49,6 +49,8 @@ class VPrediction(nn.Module):
         self.schedule = NoiseSchedule(schedule.betas.detach().double().cpu(), name=schedule.name)
 
     def predict_v(self, x_t: torch.Tensor, t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        """The network's v̂ of v = √ᾱ_t ε − √(1−ᾱ_t) x_0 (Salimans & Ho 2022, §4): x_t (B, C, T, H, W), t (B,) long
+        -> (B, C, T, H, W), as ``net`` returns it (no dtype cast); further arguments go to ``net``."""
         return self.net(x_t, t, *args, **kwargs)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args, output: str = "eps", **kwargs) -> torch.Tensor:

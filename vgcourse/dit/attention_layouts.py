@@ -21,7 +21,8 @@ from vgcourse.nn.transformer import Attention
 
 class SpacetimeAttention(Attention):
     """The shared :class:`~vgcourse.nn.transformer.Attention` with this module's old signature:
-    ``SpacetimeAttention(dim, heads, step, window_size, temporal_window)``, called as ``(x, grid)``."""
+    ``SpacetimeAttention(dim, heads, step, window_size, temporal_window)``, called as ``(x, grid)``: x (N, L, D)
+    over the token grid (T', H', W'), L = T'·H'·W' -> (N, L, D) (the grid may be None for ``step="full"``)."""
 
     def __init__(self, dim: int, heads: int, step: str = "full", window_size: int = 4,
                  temporal_window: int | None = None):

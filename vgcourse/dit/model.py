@@ -100,6 +100,9 @@ class TimestepEmbedder(nn.Module):
 
     def __init__(self, hidden_size: int, frequency_dim: int = FREQUENCY_DIM, max_period: float = 10_000.0):
         super().__init__()
+        if frequency_dim % 2:
+            raise ValueError(f"frequency_dim holds a cos and a sin per frequency: expected an even number, got "
+                             f"{frequency_dim}")
         self.frequency_dim, self.max_period = frequency_dim, max_period
         self.mlp = nn.Sequential(nn.Linear(frequency_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
 
@@ -295,6 +298,9 @@ class DiT(nn.Module):
 
     def forward_with_cfg(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, cfg_scale: float) -> torch.Tensor:
         """Classifier-free guided output: one batched pass with labels y and with the null class.
+
+        ε̃ = ε(x, ∅) + s (ε(x, y) − ε(x, ∅)) (Ho & Salimans 2022, eq. (6)), on the first C = in_channels output
+        channels only.
 
         Inputs: x (B, C, T, H, W); t (B,); y (B,) long; cfg_scale s (1 = no guidance).
         Returns: (B, C_out, T, H, W): guided ε, then the conditional variance channels if learn_sigma.

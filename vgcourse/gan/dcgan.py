@@ -121,7 +121,8 @@ class DCGANGenerator(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n frames from z ~ U(−1, 1), in the module's current mode (eval mode after :func:`standing_statistics`)."""
+        """n frames from z ~ U(−1, 1), in the module's current mode (eval mode after :func:`standing_statistics`):
+        -> (n, C, size, size) in [-1, 1]."""
         return self(sample_z(n, self.cfg.z_dim, self.project.weight.device, generator))
 
 
@@ -186,12 +187,14 @@ def gan_step(trainer, real: torch.Tensor, z: torch.Tensor, loss: str = "nonsatur
     "gen"); returns the losses as tensors (no host sync).
 
     1. discriminator: ``loss``'s D loss on D(real) and D(G(z)) (G's output detached), plus the R1 penalty
-       γ/2 · E‖∇D(real)‖² when ``r1_gamma`` > 0 (Mescheder et al. 2018); one optimizer step;
+       γ/2 · E‖∇D(real)‖² when ``r1_gamma`` > 0 (Mescheder et al. 2018, eq. (9)); one optimizer step;
     2. every ``clip_every``-th step (counted by ``trainer.step``), singular value clipping of the discriminator's
        weights (TGAN, Saito et al. 2017, §4.2);
     3. generator: ``loss``'s G loss on D(G(z)) through the updated discriminator; one optimizer step.
 
-    ``real`` and G(z) may be frames or clips: D decides. ``z`` is whatever G takes (its batch need not match)."""
+    ``real`` and G(z) may be frames (B, C, H, W) or clips (B, C, T, H, W) in [-1, 1]: D decides. ``z`` is whatever G
+    takes, e.g. (N, z_dim) (its batch need not match). Returns a dict of () tensors: loss_d (D's adversarial loss,
+    without R1), r1 (only when ``r1_gamma`` > 0) and loss_g."""
     nets = trainer.forward_model
     d_loss_fn, g_loss_fn = adversarial_losses(loss)
     fake = nets["G"](z)

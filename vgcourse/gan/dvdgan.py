@@ -263,7 +263,11 @@ def dvdgan_step(trainer, batch, recipe: DVDGANRecipe = DVDGANRecipe()) -> dict[s
     The networks come from ``trainer.forward_model`` (compiled when the loop compiles), and G is *called*, so that
     its compiled forward runs (``G.sample`` would reach the uncompiled module). R1 differentiates a gradient (a
     double backward), which compiled graphs do not support: it runs on the uncompiled networks of ``trainer.model``,
-    which hold the same weights."""
+    which hold the same weights.
+
+    Inputs: ``batch``, a video (B, C, T, H, W) in [-1, 1] (or a batch with ``.video``) with T >= 4 and H, W >= 4·φ
+    (D_T), H and W multiples of 8 (D_S); G draws B clips of T frames at its ``image_size``. Returns a dict of ()
+    tensors: d_temporal, r1 (0 when not due), g_temporal, and d_spatial, g_spatial with the dual pair."""
     m = trainer.forward_model
     G, D_T = m["G"], m["D_T"]
     D_S = m["D_S"] if "D_S" in m else None

@@ -33,37 +33,42 @@ def _check(name: str, *scores: torch.Tensor) -> None:
 
 
 def d_nonsaturating(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """−log σ(D(x)) − log(1 − σ(D(G(z)))), the discriminator's cross-entropy, averaged over each set."""
+    """−log σ(D(x)) − log(1 − σ(D(G(z)))), the discriminator's cross-entropy, averaged over each set
+    (Goodfellow et al. 2014, eq. (1)). real, fake: logits of any shape, e.g. (B,) or (B, P) -> ()."""
     _check("d_nonsaturating", real, fake)
     return F.softplus(-real).mean() + F.softplus(fake).mean()
 
 
 def g_nonsaturating(fake: torch.Tensor) -> torch.Tensor:
-    """−log σ(D(G(z))): strong gradients when the discriminator rejects the samples (Goodfellow et al. 2014, §3)."""
+    """−log σ(D(G(z))): strong gradients when the discriminator rejects the samples (Goodfellow et al. 2014, §3).
+
+    fake: logits of any shape, e.g. (B,) or (B, P) -> ()."""
     _check("g_nonsaturating", fake)
     return F.softplus(-fake).mean()
 
 
 def d_hinge(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """E[max(0, 1 − D(x))] + E[max(0, 1 + D(G(z)))]: no gradient from samples already beyond the margin."""
+    """E[max(0, 1 − D(x))] + E[max(0, 1 + D(G(z)))]: no gradient from samples already beyond the margin
+    (Lim & Ye 2017; Miyato et al. 2018, eq. (16)). real, fake: logits of any shape, e.g. (B,) or (B, P) -> ()."""
     _check("d_hinge", real, fake)
     return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
 
 
 def g_hinge(fake: torch.Tensor) -> torch.Tensor:
-    """−E[D(G(z))]."""
+    """−E[D(G(z))] (Lim & Ye 2017; Miyato et al. 2018). fake: logits of any shape, e.g. (B,) or (B, P) -> ()."""
     _check("g_hinge", fake)
     return -fake.mean()
 
 
 def d_wasserstein(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """E[D(G(z))] − E[D(x)]: minus the critic's estimate of the Wasserstein-1 distance (if D is 1-Lipschitz)."""
+    """E[D(G(z))] − E[D(x)]: minus the critic's estimate of the Wasserstein-1 distance (if D is 1-Lipschitz)
+    (Arjovsky et al. 2017, eq. (3)). real, fake: logits of any shape, e.g. (B,) or (B, P) -> ()."""
     _check("d_wasserstein", real, fake)
     return fake.mean() - real.mean()
 
 
 def g_wasserstein(fake: torch.Tensor) -> torch.Tensor:
-    """−E[D(G(z))]."""
+    """−E[D(G(z))] (Arjovsky et al. 2017). fake: logits of any shape, e.g. (B,) or (B, P) -> ()."""
     _check("g_wasserstein", fake)
     return -fake.mean()
 

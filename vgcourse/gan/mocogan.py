@@ -255,7 +255,7 @@ class MoCoGANRecipe:
     image_frames: int = 1  # frames of each clip that D_I judges
     image_weight: float = 1.0  # the weight of D_I's term in G's loss (the paper: 1)
     r1_gamma: float = 0.0  # R1 on real frames and clips (0: off)
-    r1_every: int = 1  # lazy R1: every k steps, scaled by k (Karras et al. 2020, StyleGAN2 §B)
+    r1_every: int = 1  # lazy R1: every k steps, scaled by k (Karras et al. 2020 (StyleGAN2), §3.1)
 
 
 def mocogan_step(trainer, batch, recipe: MoCoGANRecipe = MoCoGANRecipe()) -> dict[str, torch.Tensor]:
@@ -264,6 +264,9 @@ def mocogan_step(trainer, batch, recipe: MoCoGANRecipe = MoCoGANRecipe()) -> dic
 
     ``trainer.forward_model`` is a ModuleDict {"G", "D_I", "D_V"}; its optimizers are "disc" (both
     discriminators) and "gen". The generated clips of the D update are reused, detached, so G runs once a step.
+
+    Inputs: ``batch``, a video (B, C, T, H, W) in [-1, 1] (or a batch with ``.video``), T >= 13, H and W multiples
+    of 16. Returns a dict of () tensors: d_image, d_video, r1 (0 when not due), g_image, g_video.
     """
     m = trainer.forward_model
     G, D_I, D_V = m["G"], m["D_I"], m["D_V"]

@@ -22,10 +22,10 @@ LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2
 
 
 def r1_penalty(discriminator: nn.Module, real: torch.Tensor, gamma: float, *args, **kwargs) -> torch.Tensor:
-    """γ/2 · E_x ‖∇ₓ D(x)‖² over the real batch ``real`` (any shape; extra arguments go to the discriminator).
+    """γ/2 · E_x ‖∇ₓ D(x)‖² over the real batch ``real`` (Mescheder et al. 2018, eq. (9)): real (B, ...) -> ().
 
-    The discriminator's scores are summed before the gradient, so each sample's gradient is its own (the
-    samples of a batch do not interact in D)."""
+    Extra arguments go to the discriminator. Its scores are summed before the gradient, so each sample's gradient
+    is its own (the samples of a batch do not interact in D); its squared norm is summed over all dims but the first."""
     if not real.is_floating_point():
         raise TypeError(f"r1_penalty needs real samples as floats, got {real.dtype}")
     # differentiate with respect to a non-leaf copy: FlopCounterMode (the loop's counted first step) refuses a leaf
@@ -37,7 +37,7 @@ def r1_penalty(discriminator: nn.Module, real: torch.Tensor, gamma: float, *args
 
 def r1_due(trainer, gamma: float, every: int) -> bool:
     """Whether this step adds the (lazy) R1 penalty: every ``every`` steps (the penalty then scaled by ``every``, so
-    that its average weight stays γ: Karras et al. 2020, StyleGAN2 §B), never on the one step whose FLOPs the loop
+    that its average weight stays γ: Karras et al. 2020 (StyleGAN2), §3.1), never on the one step whose FLOPs the loop
     counts, so that the FLOPs (and MFU) are those of the plain step that most steps are."""
     if every < 1:
         raise ValueError(f"lazy R1 needs r1_every >= 1 steps between penalties, got {every}")
@@ -46,7 +46,8 @@ def r1_due(trainer, gamma: float, every: int) -> bool:
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:
-    """Spectral normalisation (torch's parametrisation) on every conv and linear layer of ``module``; in place."""
+    """Spectral normalisation (torch's parametrisation) on every conv and linear layer of ``module``; in place
+    (Miyato et al. 2018, eq. (8), Algorithm 1)."""
     layers = [m for m in module.modules() if isinstance(m, LAYERS)]
     if not layers:
         raise ValueError(f"{type(module).__name__} has no convolution or linear layer to normalise")
@@ -66,7 +67,7 @@ def _as_matrix(layer: nn.Module, weight: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def clip_singular_values(module: nn.Module, limit: float = 1.0) -> int:
     """TGAN's singular value clipping, in place: W ← U min(Σ, limit) Vᵀ for every conv/linear weight, and batch-norm
-    scales |γ / √(running var + ε)| ≤ limit. Returns the number of tensors it changed."""
+    scales |γ / √(running var + ε)| ≤ limit (Saito et al. 2017, §4.2). Returns the number of tensors it changed."""
     changed = 0
     for m in module.modules():
         if isinstance(m, LAYERS):

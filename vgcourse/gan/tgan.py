@@ -150,7 +150,7 @@ class TGANGenerator(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n clips from z₀ ~ U(−1, 1), in the module's current mode (eval mode after
-        :func:`~vgcourse.gan.dcgan.standing_statistics`)."""
+        :func:`~vgcourse.gan.dcgan.standing_statistics`): -> (n, C, frames, size, size) in [-1, 1]."""
         return self(sample_z(n, self.cfg.z_dim, next(self.parameters()).device, generator))
 
 
@@ -193,10 +193,11 @@ def tgan_step(trainer, real: torch.Tensor, z: torch.Tensor, loss: str = "wassers
               r1_gamma: float = 0.0, r1_every: int = 1) -> dict[str, torch.Tensor]:
     """One TGAN update: :func:`~vgcourse.gan.gan_step` (the critic, SVC every ``clip_every``-th step, the generator)
     with R1 made *lazy*: the penalty γ/2 · E‖∇ₓD(x)‖² on the real clips is added every ``r1_every`` steps only,
-    scaled by ``r1_every`` so that its average weight stays γ (Karras et al. 2020, StyleGAN2 §3.1). It is never added
+    scaled by ``r1_every`` so that its average weight stays γ (Karras et al. 2020 (StyleGAN2), §3.1). It is never added
     on the one step whose FLOPs the loop counts, so that MFU is that of the plain step most steps are.
 
-    Returns the losses and ``r1`` (0 on steps without it: every log has the same keys), as tensors."""
+    Inputs: real clips (B, C, frames, size, size) in [-1, 1], z (N, z_dim). Returns a dict of () tensors: loss_d,
+    loss_g and ``r1`` (0 on steps without it: every log has the same keys)."""
     due = r1_due(trainer, r1_gamma, r1_every)
     logs = gan_step(trainer, real, z, loss=loss, r1_gamma=r1_every * r1_gamma if due else 0.0, clip_every=clip_every)
     return {"r1": torch.zeros((), device=real.device)} | logs

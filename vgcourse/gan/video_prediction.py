@@ -258,7 +258,12 @@ def build_predictor(config: PredictorConfig, recipe: PredictionRecipe | str = "h
 
 def prediction_step(trainer, batch, recipe: PredictionRecipe) -> dict[str, torch.Tensor]:
     """One step of a variant: the discriminators (if any) on real clips against predicted ones, then the predictor
-    (and the posterior encoder) on λ₁ L_1 + λ_KL L_KL + the GAN terms. Optimizers: "gen" (G and E), "disc"."""
+    (and the posterior encoder) on λ₁ L_1 + λ_KL L_KL + the GAN terms (Lee et al. 2018, eq. (7)). Optimizers: "gen"
+    (G and E), "disc".
+
+    Inputs: ``batch``, a video (B, C, T, H, W) in [-1, 1] (or a batch with ``.video``), T >= ``config.frames`` (cut
+    to its first ``frames``), H = W = ``config.image_size``. Returns a dict of () tensors: l1, kl (only with a
+    posterior), d (with a discriminator) and g_D, g_D_vae (one per discriminator in use)."""
     m = trainer.forward_model
     G = m["G"]
     cfg = G.config

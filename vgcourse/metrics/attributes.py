@@ -84,7 +84,10 @@ def attribute_accuracy(video: torch.Tensor, labels: dict[str, torch.Tensor], by_
     and ``attribute_accuracy``: all three right. With ``by_shape``, also ``shape_accuracy_by_shape``: the shape
     accuracy among the clips asked for each shape (shapes no clip asks for left out), which tells a model that
     fails one shape from one that is unsure of all. With ``per_clip``, also ``attribute_correct``: (B,) bool, all
-    three right clip by clip (for a standard error over clips when one clip is read several times)."""
+    three right clip by clip (for a standard error over clips when one clip is read several times).
+
+    Inputs: video (B, 3, T, H, W) in [-1, 1]; labels with ``colour``, ``shape``, ``direction`` indices (B,) or
+    (B, K) (object 0 used). Returns floats colour_accuracy, shape_accuracy, direction_accuracy, attribute_accuracy."""
     found = detect_attributes(video)
     out, all_ok, wanted, right = {}, torch.ones_like(found["colour"], dtype=torch.bool), {}, {}
     for key in ("colour", "shape", "direction"):

@@ -16,7 +16,9 @@ from vgcourse.video import check_video
 
 
 def shuffle_frames(video: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Permute the frames of every clip independently (a random permutation per clip)."""
+    """Permute the frames of every clip independently (a random permutation per clip).
+
+    video (B, C, T, H, W) in [-1, 1] -> the same shape; ``generator`` on the CPU."""
     check_video(video)
     b, _, t = video.shape[:3]
     perm = torch.argsort(torch.rand(b, t, generator=generator), dim=1).to(video.device)  # (B, T)
@@ -31,7 +33,9 @@ def freeze_frames(video: torch.Tensor) -> torch.Tensor:
 
 
 def blur(video: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
-    """Gaussian blur of every frame with standard deviation ``sigma`` pixels."""
+    """Gaussian blur of every frame with standard deviation ``sigma`` pixels (edges replicated).
+
+    video (B, C, T, H, W) in [-1, 1] -> the same shape and dtype."""
     check_video(video)
     radius = max(1, int(3 * sigma))
     x = torch.arange(-radius, radius + 1, device=video.device, dtype=torch.float32)
@@ -46,7 +50,9 @@ def blur(video: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
 
 
 def add_noise(video: torch.Tensor, sigma: float = 0.3, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Add N(0, sigma²) noise per pixel and clip back to [-1, 1]."""
+    """Add N(0, sigma²) noise per pixel and clip back to [-1, 1].
+
+    video (B, C, T, H, W) in [-1, 1] -> the same shape and dtype; ``generator`` on the CPU."""
     check_video(video)
     noise = torch.randn(video.shape, generator=generator).to(video.device, video.dtype)
     return (video + sigma * noise).clamp(-1, 1)

@@ -65,6 +65,7 @@ def sharpness(frames: torch.Tensor) -> torch.Tensor:
     """Mean squared Laplacian of each frame (N,): edge energy, which blur lowers and noise raises.
 
     The 3×3 Laplacian ∇²x ≈ x[i-1,j] + x[i+1,j] + x[i,j-1] + x[i,j+1] − 4 x[i,j], on the interior pixels.
+    Inputs: frames (N, C, H, W) in [-1, 1] (clips: :func:`frames_of` first). Returns (N,).
     """
     check_frames(frames)
     c = frames.shape[1]

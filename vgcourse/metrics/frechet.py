@@ -30,7 +30,8 @@ def _sqrtm_psd(m: torch.Tensor) -> torch.Tensor:
 
 
 def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor, sigma2: torch.Tensor) -> float:
-    """d² between N(μ₁, Σ₁) and N(μ₂, Σ₂)."""
+    """d² between N(μ₁, Σ₁) and N(μ₂, Σ₂) (Heusel et al. 2017, eq. (2)): mu1, mu2 (D,), sigma1, sigma2 (D, D) -> float,
+    the squared distance (clamped at 0)."""
     root1 = _sqrtm_psd(sigma1.double())
     cross = torch.linalg.eigvalsh(root1 @ sigma2.double() @ root1).clamp(min=0).sqrt().sum()
     d2 = ((mu1.double() - mu2.double()).pow(2).sum() + torch.trace(sigma1.double()) + torch.trace(sigma2.double())

@@ -133,7 +133,7 @@ def probe_accuracy(size: int = 32, digits: int = 2, n: int = 256,
     """Accuracy of the shipped probes on the held-out digits (never seen in training).
 
     ``frame_set_accuracy``: frames whose top-K classes equal the true digit set; ``video_set_accuracy``: the same
-    for the video probe's class head; ``speed_error``: mean |predicted − true| per-class speed in pixels/frame.
+    for the video probe's class head; ``speed_error_px``: mean |predicted − true| per-class speed in pixels/frame.
     """
     batch = MovingDigits(size=size, digits=digits).heldout(n, device=device)
     frame_probe = load_probe("probe_moving_digits_frame", device)

@@ -14,7 +14,9 @@ DATA_RANGE = 2.0  # videos live in [-1, 1]
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Peak signal-to-noise ratio per clip (B,) in dB: 10 log10(range² / MSE)."""
+    """Peak signal-to-noise ratio per clip (B,) in dB: 10 log10(range² / MSE), range 2.
+
+    x, y (B, C, T, H, W) in [-1, 1] -> (B,)."""
     check_video(x, "x"), check_video(y, "y")
     if x.shape != y.shape:
         raise ValueError(f"psnr needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
@@ -23,7 +25,9 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Structural similarity per clip (B,), averaged over frames (Wang et al. 2004, eq. (13), Gaussian window)."""
+    """Structural similarity per clip (B,), averaged over frames (Wang et al. 2004, eq. (13), Gaussian window).
+
+    x, y (B, C, T, H, W) in [-1, 1] -> (B,)."""
     check_video(x, "x"), check_video(y, "y")
     if x.shape != y.shape:
         raise ValueError(f"ssim needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
@@ -46,7 +50,8 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5)
 
 def codebook_stats(indices: torch.Tensor, codebook_size: int) -> dict[str, torch.Tensor]:
     """Usage (fraction of codes used) and perplexity exp(H(p)) of the code histogram p, as tensors (no host sync:
-    a training step can log them; van den Oord et al. 2017)."""
+    a training step can log them; van den Oord et al. 2017). indices (...,) in [0, codebook_size) -> dict of ()
+    tensors."""
     counts = torch.bincount(indices.flatten().long(), minlength=codebook_size).float()  # (K,)
     p = counts / counts.sum().clamp(min=1)
     entropy = -(p * torch.log(p.clamp(min=1e-12))).sum()
@@ -54,7 +59,8 @@ def codebook_stats(indices: torch.Tensor, codebook_size: int) -> dict[str, torch
 
 
 def codebook_usage(indices: torch.Tensor, codebook_size: int) -> dict[str, float]:
-    """:func:`codebook_stats` as plain numbers, for tables and results files."""
+    """:func:`codebook_stats` as plain numbers, for tables and results files: indices (...,) -> dict(usage,
+    perplexity) of floats."""
     return {k: float(v) for k, v in codebook_stats(indices, codebook_size).items()}
 
 
@@ -69,5 +75,6 @@ def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def bits_per_dim(nll_nats: torch.Tensor, dims: int) -> torch.Tensor:
-    """Negative log-likelihood in nats per sample -> bits per dimension."""
+    """Negative log-likelihood in nats per sample -> bits per dimension, nll / (dims · ln 2): nll_nats of any shape,
+    e.g. (B,) -> the same shape."""
     return nll_nats / (dims * math.log(2))

@@ -201,7 +201,12 @@ _CACHE: dict[tuple, Evaluator] = {}
 
 def evaluate(videos: torch.Tensor, dataset: VideoDataset, labels: dict[str, torch.Tensor] | None = None,
              n_real: int = 256, device: torch.device | str | None = None) -> dict[str, float]:
-    """Score ``videos`` against ``dataset``'s held-out set with every metric that applies to that dataset."""
+    """Score ``videos`` against ``dataset``'s held-out set with every metric that applies to that dataset.
+
+    Inputs: videos (N, C, T, H, W) in [-1, 1], shaped per clip as the dataset's clips (N >= 2 where there is an fd);
+    labels as :func:`~vgcourse.metrics.attributes.attribute_accuracy` (captioned shapes only). Returns
+    {name: float} (the module's table lists the main names); the :class:`Evaluator` is cached per
+    (dataset, n_real, device)."""
     device = torch.device(device) if device is not None else videos.device
     key = (repr(dataset), n_real, str(device))
     if key not in _CACHE:

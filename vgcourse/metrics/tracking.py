@@ -77,7 +77,8 @@ def motion_stats(centers: torch.Tensor, visible: torch.Tensor, tolerance: float 
     (|v_{t+1} − v_t| ≤ tolerance px) or reflected (|v_{t+1} + v_t| ≤ tolerance: an elastic bounce).
     Rounding to whole pixels makes real clips jitter by up to 1 px, hence the tolerance of 1.5 px.
 
-    Returns ``speed`` (mean px/frame) and ``motion_consistency`` (fraction of plausible steps, in [0, 1]).
+    Inputs: centers (B, T, K, 2) and visible (B, T) bool, as :func:`track_centroids` returns them.
+    Returns ``speed`` (mean px/frame) and ``motion_consistency`` (fraction of plausible steps, in [0, 1]), floats.
     """
     v = centers[:, 1:] - centers[:, :-1]  # (B, T-1, K, 2)
     speed = v.norm(dim=-1)  # (B, T-1, K)
@@ -121,7 +122,9 @@ def largest_component(mask: torch.Tensor) -> torch.Tensor:
 
 
 def count_objects(video: torch.Tensor, max_iters: int = 256) -> torch.Tensor:
-    """Connected foreground components per frame (B, T), 8-connected (:func:`component_labels`)."""
+    """Connected foreground components per frame (B, T), 8-connected (:func:`component_labels`).
+
+    video (B, C, T, H, W) in [-1, 1] -> (B, T) long."""
     mask = _downsampled(foreground(video))[0] > 0  # (B, T, H, W), at most 32×32
     b, t, h, w = mask.shape
     m = rearrange(mask, "b t h w -> (b t) h w")
@@ -133,7 +136,10 @@ def count_objects(video: torch.Tensor, max_iters: int = 256) -> torch.Tensor:
 
 def seam_jumps(video: torch.Tensor, seams: list[int]) -> dict[str, float]:
     """Motion consistency at chunk boundaries: the mean absolute change between consecutive frames across a seam
-    (frame s−1 to s) against that within chunks. A ratio near 1: seams look like any other step of motion."""
+    (frame s−1 to s) against that within chunks. A ratio near 1: seams look like any other step of motion.
+
+    Inputs: video (B, C, T, H, W) in [-1, 1]; seams, frame indices in (0, T). Returns floats seam_change,
+    within_change and seam_ratio."""
     check_video(video, "video")
     step = (video[:, :, 1:] - video[:, :, :-1]).abs().float().mean(dim=(0, 1, 3, 4))  # (T−1,): change into frame i+1
     at = torch.zeros_like(step, dtype=torch.bool)

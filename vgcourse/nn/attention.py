@@ -36,7 +36,7 @@ def decode_backends(backends: tuple[SDPBackend, ...] | None = DECODE_BACKENDS) -
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None,
               is_causal: bool = False, max_batch: int = MAX_SDPA_BATCH - 1, dropout_p: float = 0.0) -> torch.Tensor:
-    """softmax(Q Kᵀ / √d + bias) V, chunked over the batch.
+    """softmax(Q Kᵀ / √d + bias) V, chunked over the batch (Vaswani et al. 2017, eq. (1)).
 
     Inputs:
         q: (N, heads, Lq, d); k, v: (N, heads, Lk, d)

@@ -31,7 +31,8 @@ from vgcourse.nn.layouts import CAUSAL_STEPS, STEPS, Grid, attend, check_tokens
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """adaLN: x·(1 + scale) + shift, with per-sample (B, D) shift and scale over (B, L, D) tokens."""
+    """adaLN: x·(1 + scale) + shift, with per-sample (B, D) shift and scale over (B, L, D) tokens -> (B, L, D)
+    (Peebles & Xie 2023, §3.2)."""
     return x * (1 + scale[:, None]) + shift[:, None]
 
 

@@ -189,5 +189,6 @@ class CViViT(nn.Module):
         return self.decode(vq.quantized), vq  # (B, C, T, H, W), VQOutput
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """:func:`~vgcourse.tokenizers.quantizer.vq_loss` of this model on x."""
+        """:func:`~vgcourse.tokenizers.quantizer.vq_loss` of this model on x: x (B, C, T, H, W) in [-1, 1]
+        (T = 1 + n·pt, H = W = ``cfg.image_size``) -> dict of () tensors."""
         return vq_loss(self, x)

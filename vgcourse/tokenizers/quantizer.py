@@ -66,7 +66,10 @@ def check_indices(indices: torch.Tensor, codebook_size: int) -> None:
 
 
 def usage_and_perplexity(counts: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Codebook usage (fraction of codes with a count) and perplexity exp(−Σ p log p) of the histogram ``counts``."""
+    """Codebook usage (fraction of codes with a count) and perplexity exp(−Σ p log p) of the histogram ``counts``.
+
+    counts (K,) -> dict(usage, perplexity) of () tensors.
+    """
     p = counts / counts.sum().clamp(min=1)
     entropy = -(p * torch.log(p.clamp(min=1e-12))).sum()
     return {"usage": (counts > 0).float().mean(), "perplexity": entropy.exp()}
@@ -146,13 +149,16 @@ class VectorQuantizer(nn.Module):
 
 
 def vq_loss(model: nn.Module, x: torch.Tensor, recon_scale: float | None = None) -> dict[str, torch.Tensor]:
-    """VideoGPT's objective: ‖x − x̂‖² / recon_scale + β‖z − sg[e]‖² (the codebook follows by EMA).
+    """VideoGPT's objective: ‖x − x̂‖² / recon_scale + ‖sg[z] − e‖² + β‖z − sg[e]‖² (van den Oord et al. 2017, eq. (3)).
+
+    The codebook term ‖sg[z] − e‖² enters only with ``ema=False``; with EMA it is 0 and the codebook moves by its
+    running averages instead.
 
     Inputs: a tokenizer whose forward returns (x̂, :class:`VQOutput`) and whose ``cfg`` holds ``recon_scale``
     (:class:`~vgcourse.tokenizers.vq.VQVideoAutoencoder`, :class:`~vgcourse.tokenizers.cvivit.CViViT`, or their
     ``torch.compile`` wrappers: the loss calls the forward, so the compiled graph runs), and videos
-    x (B, C, T, H, W). Returns dict(loss, recon (the plain per-pixel MSE), psnr (of the batch, dB), commitment,
-    codebook, perplexity, usage, restarted): every number a training log needs.
+    x (B, C, T, H, W) in [-1, 1]. Returns a dict of () tensors: loss, recon (the plain per-pixel MSE), psnr (of the
+    batch, dB), commitment, codebook, perplexity, usage, restarted: every number a training log needs.
     """
     recon, vq = model(x)
     scale = recon_scale if recon_scale is not None else model.cfg.recon_scale

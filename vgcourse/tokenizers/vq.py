@@ -1,9 +1,10 @@
 """The VQ-VAE tokenizer of VideoGPT (Yan et al. 2021, §3.1): 3D convs, axial attention, an EMA codebook.
 
-A video (B, C, T, H, W) is encoded by strided 3D convolutions to a grid (B, D, t, h, w) (e.g. t = T/4,
-h = H/4, w = W/4), each grid vector is replaced by its nearest codebook vector (:mod:`vgcourse.tokenizers.quantizer`:
-straight-through gradients, an EMA codebook, dead-code restarts, the commitment loss), and a mirrored decoder maps
-the quantized grid back to pixels. The grid of code indices (B, t, h, w) is what the GPT prior of VideoGPT models.
+A video (B, C, T, H, W) is encoded by strided 3D convolutions to a grid (B, D, t, h, w) (e.g. t = T/2,
+h = H/4, w = W/4 at the default downsample (2, 4, 4)), each grid vector is replaced by its nearest codebook vector
+(:mod:`vgcourse.tokenizers.quantizer`: straight-through gradients, an EMA codebook, dead-code restarts, the
+commitment loss), and a mirrored decoder maps the quantized grid back to pixels. The grid of code indices
+(B, t, h, w) is what the GPT prior of VideoGPT models.
 
 The objective is VideoGPT's: ‖x − x̂‖² / 0.06 + β‖z − sg[e]‖² (:func:`vq_loss`; the codebook follows by EMA).
 
@@ -240,7 +241,8 @@ class VQVideoAutoencoder(nn.Module):
         return self.decode(vq.quantized), vq  # (B, C, T, H, W), VQOutput
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """:func:`vq_loss` of this model on x."""
+        """:func:`vq_loss` of this model on x: x (B, C, T, H, W) in [-1, 1] (T, H, W divisible by ``cfg.downsample``)
+        -> dict of () tensors."""
         return vq_loss(self, x)
 
 
