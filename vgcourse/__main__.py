@@ -73,7 +73,8 @@ def test(argv: list[str]) -> int:
                 name = " ".join(["python3 -m vgcourse test", *(["--unit"] if args.unit else []), *rest])
                 path = results.record_test_time(name, seconds, junit_counts(report),
                                                 load=None if load is None else round(load, 2))
-                print(f"time recorded in {path}; refresh the README with `python3 -m vgcourse.results --readme`")
+                print(f"time recorded in {path}; refresh the README with "
+                      f"`{sys.executable} -m vgcourse.results --readme`")
     return code
 
 

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         machine = results.machine_name(profile)
         path = results.record_build_times(times, profile, machine, load=loads)
         print(f"times recorded in {path} ({profile} on {machine}); "
-              "refresh the README's tables with `python3 -m vgcourse.results --readme`")
+              f"refresh the README's tables with `{sys.executable} -m vgcourse.results --readme`")
     return 0
 
 
