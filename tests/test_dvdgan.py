@@ -189,3 +189,38 @@ def test_step_compiled_as_the_loop_compiles_it_follows_the_eager_step(monkeypatc
     for key in eager:
         torch.testing.assert_close(comp[key], eager[key], rtol=1e-4, atol=1e-5)
     assert graphs == 5  # G; D_S and D_T each with and without their parameters' gradients
+
+
+def _twin_dvdgan(r1_gamma: float):
+    tiny = DVDGANConfig(image_size=16, frames=8, gen_channels=(16, 8, 8), gen_norm="group", disc_width=8, k_frames=3,
+                        temporal_downsample=1)
+    torch.manual_seed(0)
+    m = build_dvdgan(tiny)
+    disc = [p for k in ("D_S", "D_T") for p in m[k].parameters()]
+    opt = {"disc": torch.optim.Adam(disc, 1e-3, betas=(0.0, 0.99)),
+           "gen": torch.optim.Adam(m["G"].parameters(), 1e-3, betas=(0.0, 0.99))}
+    recipe = DVDGANRecipe(loss="nonsaturating", k_frames=3, r1_gamma=r1_gamma, r1_every=2)
+    trainer = Trainer(m, opt, MovingDigits(size=16, frames=8, digits=1).stream(4),
+                      TrainConfig(steps=3, grad_clip=None, progress=False, log_every=1),
+                      step_fn=lambda t, b: dvdgan_step(t, b, recipe))
+    return m, trainer
+
+
+def test_r1_moves_the_discriminators_only_on_its_steps():
+    """Twins with and without R1: identical discriminators until the first step R1 is due, different after it."""
+    a, ta = _twin_dvdgan(1.0)
+    b, tb = _twin_dvdgan(0.0)
+
+    def same() -> bool:
+        return all(torch.equal(p, q) for k in ("D_S", "D_T") for p, q in zip(a[k].parameters(), b[k].parameters()))
+
+    torch.manual_seed(1)
+    ta.fit(2)
+    torch.manual_seed(1)
+    tb.fit(2)
+    assert same()
+    torch.manual_seed(2)
+    ta.fit(3)
+    torch.manual_seed(2)
+    tb.fit(3)
+    assert ta.history[-1]["r1"] > 0 and not same()

@@ -295,3 +295,29 @@ def test_frame_evaluator_refuses_what_it_cannot_score(frame_evaluator):
         frame_evaluator(torch.zeros(4, 1, 16, 16))
     with pytest.raises(ValueError, match="at least 3"):
         frame_evaluator(torch.zeros(2, 1, 32, 32))
+
+
+def test_gan_step_puts_r1_into_the_discriminators_update():
+    """A logged r1 > 0 does not show that the penalty reached D's gradient: the update is redone by hand."""
+    from vgcourse.gan import d_hinge, dcgan, dcgan_tiny, gan_step, r1_penalty, sample_z
+
+    torch.manual_seed(0)
+    cfg = dcgan_tiny(disc_norm="none")
+    nets = dcgan(cfg)
+    hand = copy.deepcopy(nets)
+    real = torch.rand(8, 1, 16, 16) * 2 - 1
+    z = sample_z(8, cfg.z_dim, generator=torch.Generator().manual_seed(1))
+
+    def sgd(n):
+        return {"disc": torch.optim.SGD(n["D"].parameters(), 0.1), "gen": torch.optim.SGD(n["G"].parameters(), 0.1)}
+
+    Trainer(nets, sgd(nets), lambda s: real, TrainConfig(steps=1, progress=False, grad_clip=None, measure_flops=False),
+            step_fn=lambda t, x: gan_step(t, x, z, loss="hinge", r1_gamma=10.0)).fit()
+    D, G = hand["D"], hand["G"]
+    opt = sgd(hand)
+    loss_d = d_hinge(D(real), D(G(z).detach())) + r1_penalty(D, real, 10.0)
+    opt["disc"].zero_grad()
+    loss_d.backward()
+    opt["disc"].step()
+    for (name, p), q in zip(nets["D"].named_parameters(), D.parameters()):
+        torch.testing.assert_close(p, q, msg=name)

@@ -313,3 +313,30 @@ def test_a_stray_pixel_does_not_change_the_shape_read():
     assert torch.equal(clean, batch.labels["shape"][:, 0])
     assert torch.equal(detect_attributes(video)["shape"], clean)
     assert torch.allclose(fill_ratio(video), fill_ratio(batch.video), equal_nan=True)
+
+
+def test_frechet_with_covariances_that_do_not_commute():
+    """Tr((Σ₁Σ₂)^½) is not Tr(Σ₁^½ Σ₂^½) unless the two commute; diagonal and isotropic cases cannot tell them apart.
+    For a 2×2 M = Σ₁Σ₂ with eigenvalues λ₁, λ₂ ≥ 0: Tr M^½ = √λ₁ + √λ₂ = √(tr M + 2√det M)."""
+    from vgcourse.metrics import frechet_distance
+
+    s1 = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+    s2 = torch.diag(torch.tensor([1.0, 4.0], dtype=torch.float64))
+    mu = torch.zeros(2, dtype=torch.float64)
+    m = s1 @ s2
+    cross = math.sqrt(torch.trace(m).item() + 2 * math.sqrt(torch.det(m).item()))  # √(10 + 2√12)
+    assert frechet_distance(mu, s1, mu, s2) == pytest.approx(4 + 5 - 2 * cross, abs=1e-9)  # 0.77122
+
+
+def test_ssim_closed_forms():
+    """SSIM(x, x) = 1 holds for any constants; these two cases pin the luminance and the covariance terms."""
+    from vgcourse.metrics import ssim
+
+    c1, c2 = (0.01 * 2) ** 2, (0.03 * 2) ** 2  # K1 = 0.01, K2 = 0.03, data range L = 2 (Wang et al. 2004)
+    a = torch.full((1, 1, 2, 16, 16), 0.5)
+    # flat images: variances and covariance 0, so SSIM is (2 μa μb + C1) / (μa² + μb² + C1)
+    assert ssim(a, -a).item() == pytest.approx((-0.5 + c1) / (0.5 + c1), abs=1e-5)
+    # a ±0.5 checkerboard and its negative: local means ≈ 0, variances 0.25, covariance −0.25
+    i = torch.arange(16)
+    board = (0.5 * (-1.0) ** (i[:, None] + i[None, :])).expand(1, 1, 2, 16, 16)
+    assert ssim(board, -board).item() == pytest.approx((-0.5 + c2) / (0.5 + c2), abs=1e-4)

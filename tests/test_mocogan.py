@@ -186,3 +186,38 @@ def test_discriminators_take_any_batch_of_their_input():
     d_i, d_v = ImageDiscriminator(32, 1, 8, "none"), VideoDiscriminator(32, 1, 8, "none")
     assert d_i(torch.zeros(5, 1, 32, 32)).shape == (5, 4)
     assert d_v(torch.zeros(2, 1, 20, 32, 32)).shape == (2, 8 * 4)  # 20 frames: 8 temporal positions
+
+
+def _twin_mocogan(r1_gamma: float):
+    tiny = MoCoGANConfig(image_size=16, frames=16, content_dim=6, motion_dim=4, noise_dim=3, gen_width=8,
+                         gen_norm="group", disc_width=8, disc_norm="none")
+    torch.manual_seed(0)
+    m = build_mocogan(tiny)
+    disc = list(m["D_I"].parameters()) + list(m["D_V"].parameters())
+    opt = {"disc": torch.optim.Adam(disc, 2e-3, betas=(0.0, 0.99)),
+           "gen": torch.optim.Adam(m["G"].parameters(), 2e-3, betas=(0.0, 0.99))}
+    recipe = MoCoGANRecipe(r1_gamma=r1_gamma, r1_every=2)
+    trainer = Trainer(m, opt, MovingDigits(size=16, frames=16, digits=1).stream(4),
+                      TrainConfig(steps=3, grad_clip=None, progress=False, log_every=1),
+                      step_fn=lambda t, b: mocogan_step(t, b, recipe))
+    return m, trainer
+
+
+def test_r1_moves_the_discriminators_only_on_its_steps():
+    """Twins with and without R1: identical discriminators until the first step R1 is due, different after it."""
+    a, ta = _twin_mocogan(1.0)
+    b, tb = _twin_mocogan(0.0)
+
+    def same() -> bool:
+        return all(torch.equal(p, q) for k in ("D_I", "D_V") for p, q in zip(a[k].parameters(), b[k].parameters()))
+
+    torch.manual_seed(1)
+    ta.fit(2)
+    torch.manual_seed(1)
+    tb.fit(2)
+    assert same()  # steps 0 and 1: no R1 (step 0 is the FLOP-counted one)
+    torch.manual_seed(2)
+    ta.fit(3)
+    torch.manual_seed(2)
+    tb.fit(3)
+    assert ta.history[-1]["r1"] > 0 and not same()  # step 2: R1 is due and changes D's update
