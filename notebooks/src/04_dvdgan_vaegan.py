@@ -99,9 +99,9 @@ timer = PartTimer(STARTED)
 # DVD-GAN itself trained, as BigGAN did, with the hinge loss and spectral normalisation, at large batches. Both
 # train in fp32 (R1 differentiates a gradient, and small GANs are steadier in full precision), eager: compiling
 # would trace the generator and both discriminators several times over (real clips and generated ones reach the
-# discriminators with different memory layouts), minutes that a run of a few minutes cannot repay. One change
-# tried and measured: the paper's two time scales (TTUR: D at 4·10⁻⁴, G at 1·10⁻⁴, β₂ = 0.999, in bf16, 4 minutes)
-# collapsed this generator to one mode (fd 125, diversity 0.13), worse than the single rate below.
+# discriminators with different memory layouts), minutes that a run of a few minutes cannot repay. The paper's two
+# time scales (TTUR: D at 4·10⁻⁴, G at 1·10⁻⁴, β₂ = 0.999) are not used: at this size and budget (4 minutes in bf16)
+# they collapse this generator to one mode (fd 125, diversity 0.13), worse than the single rate below.
 
 # %%
 data = pick(smoke=MovingDigits(size=16, frames=16), cpu=MovingDigits(size=16, frames=16), gpu=PROTOCOL.dataset())
