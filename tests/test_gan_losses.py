@@ -100,24 +100,29 @@ def test_singular_value_clipping_bounds_every_layer_and_keeps_small_ones():
     assert (net[1].weight.abs() <= bound + 1e-6).all()
 
 
-def test_ema_of_the_generator_is_what_samples():
+def test_ema_of_the_generator_is_the_running_average_of_g():
     torch.manual_seed(0)
     models = nn.ModuleDict({"G": nn.Linear(2, 2), "D": nn.Linear(2, 1)})
     opts = {"disc": torch.optim.Adam(models["D"].parameters(), 1e-2),
             "gen": torch.optim.Adam(models["G"].parameters(), 1e-2)}
+    decay = 0.8  # not 0.5, at which a swapped decay (lerp by d instead of 1 − d) gives the same numbers
+    expected = models["G"].weight.detach().clone()
 
     def step(trainer, batch):
+        nonlocal expected
         g, d = trainer.forward_model["G"], trainer.forward_model["D"]
         z = torch.randn_like(batch)
         d_loss = d_hinge(d(batch), d(g(z).detach()))
         trainer.optimize(d_loss, "disc")
         g_loss = g_hinge(d(g(z)))
         trainer.optimize(g_loss, "gen")
+        expected = decay * expected + (1 - decay) * g.weight.detach()  # the loop updates the EMA after the step
         return {"d": d_loss, "g": g_loss}
 
-    tr = Trainer(models, opts, lambda s: torch.randn(8, 2) + 3, TrainConfig(steps=20, progress=False, ema_decay=0.5,
-                 measure_flops=False), step_fn=step, ema_of=models["G"])
+    tr = Trainer(models, opts, lambda s: torch.randn(8, 2) + 3, TrainConfig(steps=20, progress=False,
+                 ema_decay=decay, measure_flops=False), step_fn=step, ema_of=models["G"])
     tr.fit()
     assert isinstance(tr.ema, EMA) and isinstance(tr.ema.model, nn.Linear)
+    torch.testing.assert_close(tr.ema.model.weight, expected)  # the running average of G, step by step
     assert not torch.equal(tr.ema.model.weight, models["G"].weight)  # an average, not a copy
     assert not tr.ema.model.weight.requires_grad

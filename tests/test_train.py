@@ -76,17 +76,19 @@ def test_nan_stops_with_step_and_name():
         tr.fit()
 
 
-def test_ema_matches_closed_form():
+@pytest.mark.parametrize("decay, want", [(0.5, 1.25), (0.9, 0.29)])
+def test_ema_matches_closed_form(decay, want):
+    """0 -> d·0 + (1 − d)·1 -> d·(1 − d) + (1 − d)·2: 1.25 at d = 0.5, 0.29 at 0.9 (at 0.5 alone a swapped decay,
+    lerp by d instead of 1 − d, would pass)."""
     model = nn.Linear(1, 1, bias=False)
     with torch.no_grad():
         model.weight.fill_(0.0)
-    ema = EMA(model, decay=0.5)
+    ema = EMA(model, decay=decay)
     for value in (1.0, 2.0):
         with torch.no_grad():
             model.weight.fill_(value)
         ema.update(model)
-    # 0 -> 0.5·0 + 0.5·1 = 0.5 -> 0.5·0.5 + 0.5·2 = 1.25
-    assert ema.model.weight.item() == pytest.approx(1.25)
+    assert ema.model.weight.item() == pytest.approx(want)
     with pytest.raises(ValueError):
         EMA(model, decay=1.0)
 
@@ -270,6 +272,8 @@ def test_warmup_cosine_schedule():
     assert lrs[0] == pytest.approx(0.25 * (0.1 + 0.9 * 0.5 * (1 + math.cos(0))))  # warm-up step 1 of 4
     assert lrs[10] == pytest.approx(0.1)  # the floor at the last step
     assert all(a >= b - 1e-12 for a, b in zip(lrs[3:], lrs[4:]))  # decays after the warm-up
+    for step in (5, 7, 9):  # the ends and the decay hold for a linear schedule too; the values between are a cosine's
+        assert lrs[step] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / 10)))
     const = warmup_cosine(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0), warmup=1, total=5)
     assert const.get_last_lr() == [1.0]
     with pytest.raises(ValueError, match="fraction"):
@@ -378,60 +382,6 @@ def test_a_budget_set_after_construction_that_has_run_out_is_refused_before_a_st
     with pytest.raises(ValueError, match="max_minutes must be positive"):
         tr.fit()
     assert tr.step == 0
-
-
-def test_ema_closed_form_with_an_asymmetric_decay():
-    """At decay 0.5 a swapped decay (lerp by d instead of 1 − d) gives the same numbers; at 0.9 it does not."""
-    model = nn.Linear(1, 1, bias=False)
-    with torch.no_grad():
-        model.weight.fill_(0.0)
-    ema = EMA(model, decay=0.9)
-    for value in (1.0, 2.0):
-        with torch.no_grad():
-            model.weight.fill_(value)
-        ema.update(model)
-    assert ema.model.weight.item() == pytest.approx(0.29)  # 0 -> 0.9·0 + 0.1·1 = 0.1 -> 0.9·0.1 + 0.1·2 = 0.29
-
-
-def test_a_gan_trainers_ema_is_the_running_average_of_g():
-    from vgcourse.gan import d_hinge, g_hinge
-
-    torch.manual_seed(0)
-    models = nn.ModuleDict({"G": nn.Linear(2, 2), "D": nn.Linear(2, 1)})
-    opts = {"disc": torch.optim.Adam(models["D"].parameters(), 1e-2),
-            "gen": torch.optim.Adam(models["G"].parameters(), 1e-2)}
-    decay = 0.8
-    expected = models["G"].weight.detach().clone()
-
-    def step(trainer, batch):
-        nonlocal expected
-        g, d = trainer.forward_model["G"], trainer.forward_model["D"]
-        z = torch.randn_like(batch)
-        d_loss = d_hinge(d(batch), d(g(z).detach()))
-        trainer.optimize(d_loss, "disc")
-        g_loss = g_hinge(d(g(z)))
-        trainer.optimize(g_loss, "gen")
-        expected = decay * expected + (1 - decay) * g.weight.detach()  # the loop updates the EMA after the step
-        return {"d": d_loss, "g": g_loss}
-
-    trainer = Trainer(models, opts, lambda s: torch.randn(8, 2) + 3,
-                      TrainConfig(steps=10, progress=False, ema_decay=decay, measure_flops=False),
-                      step_fn=step, ema_of=models["G"])
-    trainer.fit()
-    torch.testing.assert_close(trainer.ema.model.weight, expected)
-
-
-def test_warmup_cosine_follows_the_cosine_between_its_ends():
-    """The ends and monotonicity hold for a linear decay too; the values in between are the cosine's."""
-    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = warmup_cosine(opt, warmup=4, total=10, final=0.1)
-    lrs = []
-    for _ in range(11):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    for step in (5, 7, 9):
-        assert lrs[step] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / 10)))
 
 
 def test_flops_per_step_counts_the_forward_and_the_weight_gradient():
