@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from gan_twins import assert_r1_moves_the_discriminators_only_on_its_steps
 
 from vgcourse.data import MovingDigits
 from vgcourse.gan.convgru import ConvGRU, ConvGRUCell
@@ -208,19 +209,4 @@ def _twin_dvdgan(r1_gamma: float):
 
 def test_r1_moves_the_discriminators_only_on_its_steps():
     """Twins with and without R1: identical discriminators until the first step R1 is due, different after it."""
-    a, ta = _twin_dvdgan(1.0)
-    b, tb = _twin_dvdgan(0.0)
-
-    def same() -> bool:
-        return all(torch.equal(p, q) for k in ("D_S", "D_T") for p, q in zip(a[k].parameters(), b[k].parameters()))
-
-    torch.manual_seed(1)
-    ta.fit(2)
-    torch.manual_seed(1)
-    tb.fit(2)
-    assert same()
-    torch.manual_seed(2)
-    ta.fit(3)
-    torch.manual_seed(2)
-    tb.fit(3)
-    assert ta.history[-1]["r1"] > 0 and not same()
+    assert_r1_moves_the_discriminators_only_on_its_steps(_twin_dvdgan, ("D_S", "D_T"))

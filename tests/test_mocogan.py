@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from gan_twins import assert_r1_moves_the_discriminators_only_on_its_steps
 from torch import nn
 
 from vgcourse.data import MovingDigits
@@ -205,19 +206,4 @@ def _twin_mocogan(r1_gamma: float):
 
 def test_r1_moves_the_discriminators_only_on_its_steps():
     """Twins with and without R1: identical discriminators until the first step R1 is due, different after it."""
-    a, ta = _twin_mocogan(1.0)
-    b, tb = _twin_mocogan(0.0)
-
-    def same() -> bool:
-        return all(torch.equal(p, q) for k in ("D_I", "D_V") for p, q in zip(a[k].parameters(), b[k].parameters()))
-
-    torch.manual_seed(1)
-    ta.fit(2)
-    torch.manual_seed(1)
-    tb.fit(2)
-    assert same()  # steps 0 and 1: no R1 (step 0 is the FLOP-counted one)
-    torch.manual_seed(2)
-    ta.fit(3)
-    torch.manual_seed(2)
-    tb.fit(3)
-    assert ta.history[-1]["r1"] > 0 and not same()  # step 2: R1 is due and changes D's update
+    assert_r1_moves_the_discriminators_only_on_its_steps(_twin_mocogan, ("D_I", "D_V"))

@@ -76,20 +76,24 @@ def test_training_loop_bar_goes_through_progress_bar(monkeypatch, capsys):
     assert "\r" not in err and err.strip().splitlines()[-1].startswith("fit: 100%|") and "20/20" in err
 
 
-def lines_of_a_budgeted_run(monkeypatch, capsys, steps: int, max_minutes: float, sleep_s: float = 0.0) -> list[str]:
-    """Every line the training loop's bar writes (one per refresh) for a run under a time budget."""
-    monkeypatch.setenv(progress.ENV_VAR, "lines")
-    monkeypatch.setattr(LineBar.__init__, "__kwdefaults__", {"interval": 0.0})
+def budgeted_trainer(steps: int, max_minutes: float, sleep_s: float = 0.0) -> Trainer:
+    """A one-layer model under a time budget, each step sleeping ``sleep_s`` and logging (and so planning)."""
     model = torch.nn.Linear(2, 1)
 
     def loss_fn(m, x):
         time.sleep(sleep_s)
         return m(x).pow(2).mean()
 
-    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), lambda step: torch.randn(4, 2),
-                      TrainConfig(steps=steps, max_minutes=max_minutes, log_every=1, measure_flops=False, desc="fit"),
-                      loss_fn=loss_fn)
-    trainer.fit()
+    return Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), lambda step: torch.randn(4, 2),
+                   TrainConfig(steps=steps, max_minutes=max_minutes, log_every=1, measure_flops=False, desc="fit"),
+                   loss_fn=loss_fn)
+
+
+def lines_of_a_budgeted_run(monkeypatch, capsys, steps: int, max_minutes: float, sleep_s: float = 0.0) -> list[str]:
+    """Every line the training loop's bar writes (one per refresh) for a run under a time budget."""
+    monkeypatch.setenv(progress.ENV_VAR, "lines")
+    monkeypatch.setattr(LineBar.__init__, "__kwdefaults__", {"interval": 0.0})
+    budgeted_trainer(steps, max_minutes, sleep_s).fit()
     return capsys.readouterr().err.strip().splitlines()
 
 
@@ -145,14 +149,7 @@ def test_the_loop_resizes_a_notebook_widget_to_where_the_run_ended(monkeypatch):
         return bars[-1]
 
     monkeypatch.setattr("vgcourse.train.loop.progress_bar", widget_bar)
-    model = torch.nn.Linear(2, 1)
-    def slow_loss(m, x):
-        time.sleep(0.005)
-        return m(x).pow(2).mean()
-
-    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), lambda step: torch.randn(4, 2),
-                      TrainConfig(steps=100_000, max_minutes=0.3 / 60, log_every=1, measure_flops=False, desc="fit"),
-                      loss_fn=slow_loss)
+    trainer = budgeted_trainer(steps=100_000, max_minutes=0.3 / 60, sleep_s=0.005)
     trainer.fit()
     widget = bars[0].container.children[1]
     assert 10 < trainer.step < 100_000  # stopped by its budget

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from einops import rearrange
 
@@ -116,10 +118,8 @@ def check_dit_gflops(answer) -> None:
         got, want = float(got), flops_per_forward(cfg)
         if abs(got - want) <= 2e-4 * want:
             continue
-        if cfg.out_channels != cfg.in_channels:  # the paper's models: C_out = 2C (learn_sigma=True)
-            (t, h, w), volume = cfg.grid, cfg.temporal_patch * cfg.patch_size ** 2
-            variance_channels = t * h * w * cfg.hidden_size * volume * (cfg.out_channels - cfg.in_channels) / 1e9
-            if abs(got - (want - variance_channels)) <= 2e-4 * want:
+        if cfg.learn_sigma:  # the paper's models: C_out = 2C; the count of a final layer that writes C
+            if abs(got - dit_gflops_solution(replace(cfg, learn_sigma=False))) <= 2e-4 * want:
                 raise Wrong(f"{name}: got {got:.4g} Gflops, expected {want:.4g}; the final layer writes C_out = "
                             f"cfg.out_channels = {cfg.out_channels} channels per pixel (the paper's models also "
                             f"predict the variance: learn_sigma=True), not C = {cfg.in_channels}")

@@ -240,8 +240,9 @@ class Trainer:
                 if self.history:
                     bar.set_postfix({k: f"{v:.4g}" for k, v in self.history[-1].items() if k != "step"})
                 if deadline is not None:
-                    end = self.planned_end = self._plan_end(cap, deadline, timing_start, first_timed)
-                    if timing_start is not None and self.step > first_timed:
+                    planned = self._plan_end(cap, deadline, timing_start, first_timed)
+                    if planned is not None:  # from timed steps, or the budget is spent: the bar gets its total
+                        end = self.planned_end = planned
                         set_total(bar, end)
             if cfg.checkpoint_path and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                 self._flush()
@@ -267,17 +268,18 @@ class Trainer:
             self.save(cfg.checkpoint_path)
         return s
 
-    def _plan_end(self, cap: int, deadline: float, timing_start: float | None, first_timed: int) -> int:
+    def _plan_end(self, cap: int, deadline: float, timing_start: float | None, first_timed: int) -> int | None:
         """The last step that fits the time budget (at most ``cap``), from the seconds per step so far.
 
-        Before any step is timed (compile, FLOP counting) only an exhausted budget stops the run. The plan moves
-        the end of :func:`~vgcourse.train.warmup_cosine` schedules with it.
+        Before any step is timed (compile, FLOP counting) there is nothing to plan from: None (the end stays
+        ``cap``), unless the budget is already spent. The plan moves the end of
+        :func:`~vgcourse.train.warmup_cosine` schedules with it.
         """
         now = time.perf_counter()
         if now >= deadline:
             end = self.step
         elif timing_start is None or self.step <= first_timed:
-            return cap
+            return None
         else:
             per_step = (now - timing_start) / (self.step - first_timed)
             end = min(cap, self.step + int((deadline - now) / per_step))
